@@ -1,0 +1,47 @@
+"""Canvas and Plan: what one forward sees (the whole sequence) and what it computes (a plan from a cache)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from unmask.decoding.state import DecodeState
+from unmask.models.cache_view import CacheView
+
+
+@dataclass
+class Canvas:
+    """The fixed part of a batch: left-padded prompts and per-token positions over prompt + generation.
+
+    prompt: (B, P) long; key_mask: (B, P + G) bool, False on left padding; positions: (B, P + G) long.
+    """
+
+    prompt: Tensor
+    key_mask: Tensor
+    positions: Tensor
+    logit_shift: int
+
+    @property
+    def prompt_length(self) -> int:
+        return self.prompt.shape[1]
+
+    def ids(self, state: DecodeState) -> Tensor:
+        """(B, P + G) long: prompt followed by the current generated tokens (masks included)."""
+        return torch.cat([self.prompt, state.tokens], dim=1)
+
+
+@dataclass
+class Plan:
+    """One forward: which canvas positions run through the model, and which of them give logits.
+
+    compute: (B, Q) long canvas indices, or None for the whole canvas.
+    logits_at: (B, N) long indices into the Q computed rows whose logits are needed.
+    predicts: (B, N) long generated-region positions those logits predict (logit shift applied).
+    view: the CacheView the model reads and writes K/V through.
+    """
+
+    compute: Tensor | None
+    logits_at: Tensor
+    predicts: Tensor
+    view: CacheView

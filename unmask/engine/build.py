@@ -1,0 +1,62 @@
+"""DecodeConfig → the objects of one decode: schedule, score, token sampler, commit, remask and cache.
+
+Each class is built from the config fields named like its constructor parameters, so a new method needs
+no change here: give its class knobs named like DecodeConfig fields and register it.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from unmask.cache import CACHES, Cache
+from unmask.config import DecodeConfig
+from unmask.decoding import (COMMIT, REMASK, SCHEDULES, SCORES, CommitPolicy, RemaskPolicy, Schedule, Score,
+                             TokenSampler, canonical_alg)
+from unmask.models.spec import DiffusionSpec
+
+
+@dataclass
+class DecodeParts:
+    schedule: Schedule
+    score: Score
+    sampler: TokenSampler
+    commit: CommitPolicy
+    remask: RemaskPolicy
+    cache: Cache
+    generators: list[torch.Generator]
+    stop_at_eos: bool
+
+
+def construct(cls: type, cfg: DecodeConfig, **context: Any) -> Any:
+    """Call cls(...) with each parameter taken from `context`, else from the config field of that name."""
+    kwargs = {}
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if name in context:
+            kwargs[name] = context[name]
+        elif hasattr(cfg, name):
+            kwargs[name] = getattr(cfg, name)
+    return cls(**kwargs)
+
+
+def make_generators(cfg: DecodeConfig, batch: int, device: torch.device) -> list[torch.Generator]:
+    """One generator per request, each seeded with the request's seed: rows never share randomness."""
+    return [torch.Generator(device=device).manual_seed(cfg.seed) for _ in range(batch)]
+
+
+def build_parts(cfg: DecodeConfig, spec: DiffusionSpec, batch: int, device: torch.device) -> DecodeParts:
+    generators = make_generators(cfg, batch, device)
+    context = {"steps_per_window": cfg.steps_per_window, "block_length": cfg.window_length,
+               "generators": generators, "spec": spec, "fp64": cfg.confidence_fp64}
+    return DecodeParts(
+        schedule=construct(SCHEDULES.get(cfg.schedule), cfg, **context),
+        score=construct(SCORES.get(canonical_alg(cfg.alg)), cfg, **context),
+        sampler=TokenSampler(cfg.temperature, cfg.top_p, cfg.top_k, banned=(spec.mask_id,)),
+        commit=construct(COMMIT.get(cfg.commit), cfg, **context),
+        remask=construct(REMASK.get(cfg.remask), cfg, **context),
+        cache=construct(CACHES.get(cfg.cache), cfg, **context),
+        generators=generators, stop_at_eos=cfg.stop_at_eos)

@@ -1,0 +1,63 @@
+"""The seam between a model and a cache: per layer, which keys/values to attend over, plus output taps.
+
+A model writes fresh K/V only through `LayerView.attend_kv`; a cache implements these protocols to reuse
+K/V (or whole layer outputs) across denoising steps. `FullView` is the no-cache view.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+
+class LayerView(Protocol):
+    def attend_kv(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Take this layer's fresh keys/values for the computed positions and return what to attend over.
+
+        k, v: (B, H_kv, Q, D), keys already rotated at their own positions.
+        Returns (keys (B, H_kv, K, D), values (B, H_kv, K, D), mask (B, 1, Q or 1, K) bool, True = attend, or None).
+        """
+        ...
+
+    def attn_out(self, out: Tensor) -> Tensor:
+        """Tap on the attention output after the output projection, (B, Q, d_model); may substitute cached rows."""
+        ...
+
+    def ffn_out(self, out: Tensor) -> Tensor:
+        """Tap on the FFN output, (B, Q, d_model); may substitute cached rows."""
+        ...
+
+
+class CacheView(Protocol):
+    def layer(self, index: int) -> LayerView:
+        """The view of layer `index` for this forward."""
+        ...
+
+
+class FullView:
+    """No cache: attend over exactly the computed positions, hiding padded keys."""
+
+    def __init__(self, key_mask: Tensor | None = None) -> None:
+        # key_mask: (B, Q) bool, False for left-padding that no query may attend to.
+        self.mask = None if key_mask is None else key_mask[:, None, None, :]
+
+    def layer(self, index: int) -> "FullView":
+        return self
+
+    def attend_kv(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        return k, v, self.mask
+
+    def attn_out(self, out: Tensor) -> Tensor:
+        return out
+
+    def ffn_out(self, out: Tensor) -> Tensor:
+        return out
+
+
+def positions_from_mask(key_mask: Tensor) -> Tensor:
+    """Position ids for a left-padded batch: 0 at each row's first real token, (B, L) long."""
+    return (key_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+__all__ = ["CacheView", "FullView", "LayerView", "positions_from_mask", "torch"]

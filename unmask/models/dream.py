@@ -1,0 +1,63 @@
+"""Dream (Dream-v0-Base/Instruct-7B): Qwen2-like, GQA, q/k/v biases, full attention, shifted logits.
+
+Dream was initialised from an autoregressive model, so the prediction for position i comes from hidden
+state i-1 (`logit_shift=1`); every per-position rule downstream is offset by one.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from unmask.models.spec import DiffusionSpec
+from unmask.models.transformer import ArchConfig
+
+ARCHITECTURES = ("DreamModel",)
+MODEL_TYPES = ("Dream", "dream")
+TRAINED_CONTEXT = 2048  # Dream-v0 was trained on 2,048-token sequences (prompt + answer)
+
+LAYER_NAMES = {  # checkpoint suffix under model.layers.{i} -> our name under layers.{i}
+    "input_layernorm.weight": "attn_norm.weight",
+    "self_attn.q_proj.weight": "attn.q_proj.weight",
+    "self_attn.q_proj.bias": "attn.q_proj.bias",
+    "self_attn.k_proj.weight": "attn.k_proj.weight",
+    "self_attn.k_proj.bias": "attn.k_proj.bias",
+    "self_attn.v_proj.weight": "attn.v_proj.weight",
+    "self_attn.v_proj.bias": "attn.v_proj.bias",
+    "self_attn.o_proj.weight": "attn.o_proj.weight",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+    "mlp.gate_proj.weight": "mlp.gate_proj.weight",
+    "mlp.up_proj.weight": "mlp.up_proj.weight",
+    "mlp.down_proj.weight": "mlp.down_proj.weight",
+}
+
+
+def from_config(cfg: dict[str, Any]) -> tuple[ArchConfig, DiffusionSpec]:
+    """Read a Dream `config.json` into our architecture config and diffusion spec."""
+    if cfg.get("rope_scaling"):
+        raise ValueError(f"Dream config has rope_scaling={cfg['rope_scaling']!r}; unmask supports only plain RoPE")
+    if cfg.get("use_sliding_window"):
+        raise ValueError("Dream config has use_sliding_window=true; unmask supports only full attention")
+    n_heads = cfg["num_attention_heads"]
+    context = min(int(cfg.get("max_position_embeddings", TRAINED_CONTEXT)), TRAINED_CONTEXT)
+    arch = ArchConfig(
+        vocab_size=cfg["vocab_size"], d_model=cfg["hidden_size"], n_layers=cfg["num_hidden_layers"],
+        n_heads=n_heads, n_kv_heads=cfg.get("num_key_value_heads") or n_heads,
+        ffn_hidden=cfg["intermediate_size"], rope_theta=float(cfg.get("rope_theta", 10000.0)),
+        norm_eps=float(cfg.get("rms_norm_eps", 1e-6)), max_positions=context, qkv_bias=True,
+        tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+    )
+    eos = cfg.get("eos_token_id", 151643)
+    spec = DiffusionSpec(mask_id=cfg.get("mask_token_id", 151666), eos_ids=(eos,), logit_shift=1,
+                         attention="full", context_len=context, default_preset="dream",
+                         pad_id=cfg.get("pad_token_id", eos))
+    return arch, spec
+
+
+def name_map(arch: ArchConfig) -> dict[str, str]:
+    """Every tensor the checkpoint must hold → the parameter it loads into."""
+    names = {"model.embed_tokens.weight": "embed.weight", "model.norm.weight": "norm.weight"}
+    if not arch.tie_embeddings:
+        names["lm_head.weight"] = "lm_head.weight"
+    for i in range(arch.n_layers):
+        for theirs, ours in LAYER_NAMES.items():
+            names[f"model.layers.{i}.{theirs}"] = f"layers.{i}.{ours}"
+    return names

@@ -1,0 +1,32 @@
+"""DiffusionSpec: what the decode loop must know about a checkpoint beyond its weights."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DiffusionSpec:
+    """Per-architecture facts read from the checkpoint's config where it has them.
+
+    mask_id: the [MASK] token every generated position starts as.
+    eos_ids: tokens that end an answer (EOS and end-of-turn).
+    logit_shift: 0 when logits[i] predict token i (LLaDA); 1 when they come from hidden state i-1 (Dream).
+    attention: "full" or "block_causal:<n>".
+    context_len: the longest prompt + generation the model was trained for.
+    default_preset: the decoding preset that reproduces the model's own reference sampler.
+    pad_id: the token used to left-pad prompts in a batch (never attended to).
+    """
+
+    mask_id: int
+    eos_ids: tuple[int, ...]
+    logit_shift: int = 0
+    attention: str = "full"
+    context_len: int = 4096
+    default_preset: str = "llada"
+    pad_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.logit_shift not in (0, 1):
+            raise ValueError(f"logit_shift must be 0 or 1, got {self.logit_shift}")
+        if self.mask_id in self.eos_ids:
+            raise ValueError(f"mask id {self.mask_id} cannot also be an EOS id")

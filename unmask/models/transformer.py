@@ -1,0 +1,111 @@
+"""The shared decoder stack (pre-norm, RoPE, SwiGLU) and its layer loop with the CacheView seams.
+
+LLaDA and Dream differ only in configuration and tensor names, so both are this class. The model is pure
+compute: ids and positions in, logits at the requested rows out; it never chooses what to decode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from unmask.models.attention import attend
+from unmask.models.cache_view import CacheView, FullView
+from unmask.models.layers import RMSNorm, Rotary, SwiGLU
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """Sizes and switches of one decoder, in architecture-neutral names."""
+
+    vocab_size: int          # rows of the embedding and of the LM head
+    d_model: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    ffn_hidden: int
+    rope_theta: float
+    norm_eps: float
+    max_positions: int
+    qkv_bias: bool = False
+    tie_embeddings: bool = False
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def check(self) -> None:
+        """Raise ValueError when the sizes cannot form a model."""
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads {self.n_heads} is not divisible by n_kv_heads {self.n_kv_heads}")
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim {self.head_dim} must be even for rotary embeddings")
+        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "ffn_hidden", "max_positions"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ArchConfig) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.q_proj = nn.Linear(cfg.d_model, cfg.n_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.k_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.v_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=False)
+
+    def forward(self, x: Tensor, positions: Tensor, rotary: Rotary, view) -> Tensor:
+        B, Q, _ = x.shape
+        q = self.q_proj(x).view(B, Q, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, Q, D)
+        k = self.k_proj(x).view(B, Q, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, Q, D)
+        v = self.v_proj(x).view(B, Q, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q, k = rotary(q, positions), rotary(k, positions)
+        keys, values, mask = view.attend_kv(k, v)
+        out = attend(q, keys, values, mask).transpose(1, 2).reshape(B, Q, -1)
+        return self.o_proj(out)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: ArchConfig) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp = SwiGLU(cfg.d_model, cfg.ffn_hidden)
+
+    def forward(self, h: Tensor, positions: Tensor, rotary: Rotary, view) -> Tensor:
+        h = h + view.attn_out(self.attn(self.attn_norm(h), positions, rotary, view))
+        return h + view.ffn_out(self.mlp(self.ffn_norm(h)))
+
+
+class DecoderLM(nn.Module):
+    """Embedding → n pre-norm layers → final norm → LM head, with bidirectional attention by default."""
+
+    def __init__(self, cfg: ArchConfig) -> None:
+        super().__init__()
+        cfg.check()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+        self.rotary = Rotary(cfg.head_dim, cfg.rope_theta, cfg.max_positions)
+
+    def forward(self, input_ids: Tensor, positions: Tensor, view: CacheView | None = None,
+                logits_at: Tensor | None = None) -> Tensor:
+        """input_ids, positions: (B, Q) long. logits_at: (B, N) indices into Q, or None for every row.
+
+        Returns logits (B, N or Q, vocab) in float32. New K/V leave the model only through `view`.
+        """
+        view = view if view is not None else FullView()
+        h = self.embed(input_ids)
+        for i, layer in enumerate(self.layers):
+            h = layer(h, positions, self.rotary, view.layer(i))
+        if logits_at is not None:
+            h = torch.gather(h, 1, logits_at[..., None].expand(-1, -1, h.shape[-1]))
+        return self.lm_head(self.norm(h)).float()
