@@ -1,0 +1,88 @@
+"""Contract tests over every registered commit and remask rule, on random scores."""
+import pytest
+import torch
+
+from unmask.config import DecodeConfig
+from unmask.decoding import COMMIT, REMASK, DecodeState
+from unmask.engine.build import construct
+
+B, G = 4, 16
+SETTINGS = {"linear": {}, "dream": {}, "threshold": {"threshold": 0.9}, "entropy-threshold": {"alg": "entropy"},
+            "factor": {}}
+
+
+def state_with(masked: torch.Tensor) -> DecodeState:
+    s = DecodeState.start(B, G, mask_id=99, eos_ids=(1,), device="cpu")
+    s.is_masked = masked.clone()
+    s.window_size = masked.sum(-1)
+    return s
+
+
+def test_every_commit_rule_has_contract_settings():
+    assert set(COMMIT.names()) == set(SETTINGS), "add the new rule to SETTINGS so the contract covers it"
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+@pytest.mark.parametrize("seed", range(5))
+def test_commit_is_nonempty_subset_of_candidates(name, seed):
+    g = torch.Generator().manual_seed(seed)
+    cfg = DecodeConfig(commit=name, gen_length=G, steps=G, **SETTINGS[name])
+    rule = construct(COMMIT.get(name), cfg, steps_per_window=G, generators=[g] * B)
+    candidates = torch.rand(B, G, generator=g) < 0.5
+    candidates[0] = False          # a row with no candidate commits nothing
+    candidates[1, :] = False
+    candidates[1, 3] = True        # a row with exactly one candidate commits it
+    scores = torch.rand(B, G, generator=g) if name != "entropy-threshold" else -3 * torch.rand(B, G, generator=g)
+    chosen = rule.select(scores, candidates, state_with(candidates))
+    assert chosen.dtype == torch.bool and chosen.shape == (B, G)
+    assert not (chosen & ~candidates).any()
+    has = candidates.any(-1)
+    assert (chosen.sum(-1)[has] >= 1).all()
+    assert chosen[1, 3]
+
+
+def test_threshold_above_one_commits_exactly_one_per_step():
+    rule = COMMIT.get("threshold")(threshold=1.0 + 1e-6)
+    scores = torch.rand(B, G).clamp(max=1.0)
+    candidates = torch.ones(B, G, dtype=torch.bool)
+    chosen = rule.select(scores, candidates, state_with(candidates))
+    assert (chosen.sum(-1) == 1).all()
+    assert (chosen.float().argmax(-1) == scores.argmax(-1)).all()
+
+
+def test_threshold_takes_all_confident():
+    rule = COMMIT.get("threshold")(threshold=0.5)
+    scores = torch.tensor([[0.9, 0.6, 0.4, 0.1]])
+    chosen = rule.select(scores, torch.ones(1, 4, dtype=torch.bool), None)
+    assert chosen.tolist() == [[True, True, False, False]]
+
+
+def test_factor_rule_matches_hand_computation():
+    # sorted c = .99, .9, .5: rank 2 needs c >= 1 - 1/3 -> .9 ok; rank 3 needs >= .75 -> .5 fails at the last rank,
+    # which (as in Fast-dLLM) accepts every candidate
+    rule = COMMIT.get("factor")(factor=1.0)
+    chosen = rule.select(torch.tensor([[0.5, 0.99, 0.9]]), torch.ones(1, 3, dtype=torch.bool), None)
+    assert chosen.tolist() == [[True, True, True]]
+    # c = .99, .5, .4, .3: rank 2 fails (not last) -> only the best
+    chosen = rule.select(torch.tensor([[0.99, 0.5, 0.4, 0.3]]), torch.ones(1, 4, dtype=torch.bool), None)
+    assert chosen.tolist() == [[True, False, False, False]]
+
+
+def test_linear_quota_spreads_block_over_steps():
+    rule = COMMIT.get("linear")(steps_per_window=3)
+    candidates = torch.ones(1, 8, dtype=torch.bool)
+    s = DecodeState.start(1, 8, mask_id=99, eos_ids=(1,), device="cpu")
+    s.window_size = torch.tensor([8])
+    counts = []
+    for step in range(3):
+        s.window_step = torch.tensor([step])
+        counts.append(int(rule.select(torch.rand(1, 8), candidates, s).sum()))
+    assert counts == [3, 3, 2]
+
+
+@pytest.mark.parametrize("name", REMASK.names())
+def test_remask_returns_subset_of_committed(name):
+    masked = torch.rand(B, G) < 0.5
+    s = state_with(masked)
+    out = REMASK.get(name)().select(torch.rand(B, G), s)
+    assert not (out & s.is_masked).any()

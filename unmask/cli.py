@@ -1,0 +1,175 @@
+"""Command line: `unmask generate | presets | bench | train`. User errors print one line and exit 2."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import types
+import typing
+from typing import Any, Callable
+
+from unmask.config import DecodeConfig
+from unmask.errors import ConfigError, UnmaskError
+from unmask.presets import PRESETS
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+# ---- --set key=value ------------------------------------------------------------------------------
+def _field_types() -> dict[str, tuple[type, ...]]:
+    hints = typing.get_type_hints(DecodeConfig)
+    out = {}
+    for name, hint in hints.items():
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        out[name] = tuple(a for a in args)
+    return out
+
+
+def parse_value(key: str, text: str) -> Any:
+    """Turn the text of `--set key=value` into the field's type; ConfigError naming the field otherwise."""
+    kinds = _field_types().get(key)
+    if kinds is None:
+        raise ConfigError(f"unknown setting {key!r} in --set; valid: {', '.join(DecodeConfig.field_names())}")
+    if text.lower() in ("none", "null") and type(None) in kinds:
+        return None
+    for kind in kinds:
+        if kind is bool and text.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return text.lower() in ("true", "1", "yes")
+        if kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                continue
+        if kind is str:
+            return text
+    names = "/".join(k.__name__ for k in kinds)
+    raise ConfigError(f"bad value for {key}: {text!r} is not a {names}")
+
+
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        key, text = pair.split("=", 1)
+        out[key.strip().replace("-", "_")] = parse_value(key.strip().replace("-", "_"), text.strip())
+    return out
+
+
+def add_decode_flags(parser: argparse.ArgumentParser) -> None:
+    """--preset, --set, and one --<field> flag per DecodeConfig field (help from the field metadata)."""
+    parser.add_argument("--preset", default=None, help=f"decoding recipe: {', '.join(PRESETS)} "
+                        "(default: the model's own)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any decode setting, e.g. --set threshold=0.8 (repeatable)")
+    group = parser.add_argument_group("decode settings (same as --set)")
+    for f in dataclasses.fields(DecodeConfig):
+        group.add_argument("--" + f.name.replace("_", "-"), dest="field_" + f.name, default=None,
+                           metavar="V", help=f.metadata.get("help"))
+
+
+def decode_config(args: argparse.Namespace, default_preset: str) -> DecodeConfig:
+    overrides = {f.name: parse_value(f.name, getattr(args, "field_" + f.name))
+                 for f in dataclasses.fields(DecodeConfig) if getattr(args, "field_" + f.name) is not None}
+    overrides.update(parse_sets(args.set))
+    return DecodeConfig.preset(args.preset or default_preset, **overrides)
+
+
+# ---- generate ---------------------------------------------------------------------------------------
+class CanvasView:
+    """Redraws each prompt's canvas in place on a terminal as its tokens unmask (░ = still masked)."""
+
+    def __init__(self, llm: Any, rows: int) -> None:
+        self.llm, self.rows, self.drawn = llm, rows, False
+        self.width = shutil.get_terminal_size().columns - 1
+
+    def __call__(self, state: Any, finished: Any) -> None:
+        lines = []
+        for row in range(self.rows):
+            pieces = ["░" if t == state.mask_id else self.llm.tokenizer.decode([t]) for t in state.tokens[row].tolist()]
+            text = "".join(pieces).replace("\n", "⏎")
+            lines.append(f"[{row}] step {state.step:3d} {text}"[: self.width])
+        up = f"\x1b[{self.rows}A" if self.drawn else ""
+        sys.stderr.write(up + "".join(f"\x1b[2K{line}\n" for line in lines))
+        sys.stderr.flush()
+        self.drawn = True
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from unmask.engine.llm import LLM
+
+    llm = LLM(args.model, device=args.device, dtype=args.dtype)
+    config = decode_config(args, llm.spec.default_preset)
+    live = None if args.json or not sys.stderr.isatty() else CanvasView(llm, len(args.prompt))
+    completions = llm.generate(list(args.prompt), config, chat=args.chat, on_step=live)
+    for prompt, c in zip(args.prompt, completions):
+        if args.json:
+            print(json.dumps({"prompt": prompt, **c.to_dict()}))
+        else:
+            print(f"{c.text}\n  [{len(c.token_ids)} tokens, {c.nfe} NFE, {c.finish_reason}, {c.seconds:.2f} s]")
+    return 0
+
+
+def run_presets(args: argparse.Namespace) -> int:
+    print("| preset | paper | settings | what it is |\n|---|---|---|---|")
+    for name, p in PRESETS.items():
+        knobs = ", ".join(f"{k}={v}" for k, v in p.values.items())
+        print(f"| {name} | {p.paper} | {knobs} | {p.summary} |")
+    return 0
+
+
+# ---- parser -----------------------------------------------------------------------------------------
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
+    parser = argparse.ArgumentParser(prog="unmask", description="Fast inference for diffusion language models.",
+                                     epilog=f"presets: {', '.join(PRESETS)}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    handlers: dict[str, Handler] = {"generate": run_generate, "presets": run_presets}
+
+    gen = sub.add_parser("generate", help="denoise prompts with a decoding preset",
+                         epilog=f"presets: {', '.join(PRESETS)}")
+    gen.add_argument("prompt", nargs="+", help="prompt text (several prompts form one batch)")
+    gen.add_argument("--model", required=True, help="checkpoint directory, bundled model name or hub id")
+    gen.add_argument("--chat", action="store_true", help="wrap each prompt in the model's chat template")
+    gen.add_argument("--json", action="store_true", help="print one JSON object per prompt")
+    gen.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
+    gen.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
+    add_decode_flags(gen)
+    sub.add_parser("presets", help="list the decoding presets and their settings")
+    for module_name in ("unmask.bench.command", "unmask.train.command"):
+        _register_optional(module_name, sub, handlers)
+    return parser, handlers
+
+
+def _register_optional(module_name: str, sub: Any, handlers: dict[str, Handler]) -> None:
+    """Subcommands defined next to the code they run; each module has register(sub) -> name and run(args)."""
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name == module_name:
+            return
+        raise
+    name = module.register(sub) or module_name.split(".")[-2]
+    handlers[name] = module.run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, handlers = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return handlers[args.command](args)
+    except UnmaskError as e:
+        print(f"unmask {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
