@@ -29,7 +29,7 @@ def tiny_config(arch: str, **over) -> dict:
 
 
 def write_tiny_model(path: Path, arch: str = "llada", seed: int = 0, **over) -> Path:
-    """A random model with well-separated logits; the mask id is never the argmax."""
+    """A random model with well-separated logits; the mask id has logit 0, so it is almost never the argmax."""
     cfg = tiny_config(arch, **over)
     model_cfg, _, names = parse_config(cfg)
     torch.manual_seed(seed)
@@ -37,7 +37,7 @@ def write_tiny_model(path: Path, arch: str = "llada", seed: int = 0, **over) -> 
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.copy_(1 + 0.1 * torch.randn_like(p) if "norm" in name else 0.5 * torch.randn_like(p) / p.shape[-1] ** 0.25)
-        model.lm_head.weight[MASK_ID] = -5.0
+        model.lm_head.weight[MASK_ID] = 0.0  # logit 0: far below the top logit of a random row, rarely chosen
     save_model(model, names, path, cfg)
     save_char_tokenizer(path)
     return path
