@@ -1,6 +1,7 @@
 """Shared fixtures: tiny random checkpoints in the published LLaDA / Dream layouts, markers."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import torch
 from unmask.models.loader import parse_config, save_model
 from unmask.models.transformer import DecoderLM
 from unmask.train.char_tokenizer import EOS_ID, MASK_ID, PAD_ID, save_char_tokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/checkpoints.py, tests/reference
 
 VOCAB = 84  # the character tokenizer's size, so text prompts work
 
