@@ -35,7 +35,27 @@ class DecodeConfig:
     top_p: float | None = knob(None, "nucleus filter before sampling, in (0, 1]")
     top_k: int | None = knob(None, "keep the k most likely tokens before sampling")
     remask: str = knob("none", "remask rule: none")
-    cache: str = knob("none", "cache: none")
+    cache: str = knob("none", "cache: none | prefix | dual | delayed | vicinity (and others registered in CACHES)")
+    # caches: prefix / dual / delayed / vicinity
+    cache_update_freq: int | None = knob(None, "prefix/dual/vicinity: also refresh every row's K/V every this many "
+                                         "steps (dInfer); None = only at block starts (Fast-dLLM)")
+    cache_reloading_step: int = knob(8, "delayed (dKV-Cache-Decode): full K/V refresh every this many steps")
+    vicinity_size: int = knob(16, "vicinity (dInfer): neighbours refreshed on each side of the block each step")
+    vicinity_warmup_steps: int = knob(4, "vicinity (dInfer): first steps run as full forwards")
+    # caches: feature / d2 / elastic
+    prompt_interval: int = knob(50, "feature (dLLM-Cache): refresh the prompt's features every Kp steps (LLaDA GSM8K: 50)")
+    response_interval: int = knob(7, "feature (dLLM-Cache): refresh all response features every Kr steps (GSM8K: 7)")
+    rho: float = knob(0.25, "feature (dLLM-Cache): fraction of response rows recomputed between refreshes (V-verify)")
+    refresh_first_layer: bool = knob(True, "feature (dLLM-Cache): layer 0 recomputes every row each step, as the "
+                                     "reference code does (issue #6)")
+    d2_current_k: int = knob(32, "d2 (d2Cache): masked positions recomputed per step (current_k)")
+    d2_sigma: float = knob(10.0, "d2 (d2Cache): Gaussian width of the certainty density (sigma)")
+    rollout_p: float = knob(0.1, "d2 (d2Cache): nucleus of decoded/prompt positions by attention rollout")
+    inflate_w: int = knob(0, "d2 (d2Cache): also recompute gaps of ≤ w between selected positions (4 with "
+                          "parallel decoding)")
+    elastic_window: int = knob(16, "elastic (Elastic-Cache): masked positions queried per step (sliding window)")
+    gamma: float = knob(0.9, "elastic (Elastic-Cache): refresh deeper layers when tracked attention's cosine < gamma")
+    track_num: int = knob(1, "elastic (Elastic-Cache): most-attended tokens tracked per layer for the drift test")
     cfg_scale: float = knob(0.0, "classifier-free guidance scale (not implemented yet; must be 0)")
     confidence_fp64: bool = knob(False, "compute scores in float64 (Fast-dLLM) instead of float32 (LLaDA)")
     stop_at_eos: bool = knob(True, "stop a row once no mask remains before its first EOS")

@@ -13,6 +13,14 @@ TYPES = {"gen_length": int, "steps": (int, type(None)), "block_length": (int, ty
          "factor": (float, int), "eps": (float, int), "temperature": (float, int), "top_p": (float, int, type(None)),
          "top_k": (int, type(None)), "remask": str, "cache": str, "cfg_scale": (float, int),
          "confidence_fp64": bool, "stop_at_eos": bool, "seed": int}
+# caches: prefix / dual / delayed / vicinity
+TYPES.update({"cache_update_freq": (int, type(None)), "cache_reloading_step": int, "vicinity_size": int,
+              "vicinity_warmup_steps": int})
+# caches: feature / d2 / elastic
+TYPES.update({"prompt_interval": int, "response_interval": int, "rho": (float, int), "refresh_first_layer": bool,
+              "d2_current_k": int, "d2_sigma": (float, int), "rollout_p": (float, int), "inflate_w": int,
+              "elastic_window": int, "gamma": (float, int), "track_num": int})
+BLOCK_CACHES = ("prefix", "dual", "vicinity")  # refresh at block starts: need the blocks/full schedule
 QUOTA_RULES = ("linear", "dream")
 
 
@@ -73,8 +81,40 @@ def _check_combinations(cfg: "DecodeConfig") -> None:
         raise ConfigError(f"threshold must be > 0, got {cfg.threshold}")
 
 
+def _check_caches(cfg: "DecodeConfig") -> None:
+    """caches: prefix / dual / delayed / vicinity."""
+    for name in ("cache_update_freq", "cache_reloading_step"):
+        _positive(name, getattr(cfg, name))
+    for name in ("vicinity_size", "vicinity_warmup_steps"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name} must be ≥ 0, got {getattr(cfg, name)}")
+    if cfg.cache in BLOCK_CACHES and cfg.schedule not in ("blocks", "full"):
+        raise ConfigError(f"cache {cfg.cache!r} refreshes at block starts and needs schedule 'blocks' or 'full', "
+                          f"got {cfg.schedule!r}")
+    if cfg.cache in ("dual", "vicinity") and cfg.num_windows < 2:
+        raise ConfigError(f"cache {cfg.cache!r} caches the masked suffix after the current block, but with one block "
+                          f"(block_length {cfg.window_length} = gen_length {cfg.gen_length}) there is no suffix; "
+                          f"set block_length < gen_length or use cache='prefix'")
+    if cfg.cache in BLOCK_CACHES + ("delayed",) and cfg.remask != "none":
+        raise ConfigError(f"cache {cfg.cache!r} assumes committed tokens stay committed; remask {cfg.remask!r} "
+                          f"reopens them (use cache='none')")
+
+
+def _check_adaptive_caches(cfg: "DecodeConfig") -> None:
+    """caches: feature / d2 / elastic."""
+    for name in ("prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num"):
+        _positive(name, getattr(cfg, name))
+    for name in ("rho", "rollout_p", "gamma"):
+        if not 0 <= getattr(cfg, name) <= 1:
+            raise ConfigError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
+    if cfg.d2_sigma < 0 or cfg.inflate_w < 0:
+        raise ConfigError(f"d2_sigma and inflate_w must be ≥ 0, got {cfg.d2_sigma} and {cfg.inflate_w}")
+
+
 def check_config(cfg: "DecodeConfig") -> None:
     _check_types(cfg)
     _check_names(cfg)
     _check_ranges(cfg)
     _check_combinations(cfg)
+    _check_caches(cfg)
+    _check_adaptive_caches(cfg)

@@ -24,9 +24,29 @@ PRESETS: dict[str, Preset] = {
         "Dream diffusion_generate: timestep quota, entropy order, whole sequence"),
     "fast-dllm": Preset(
         {"gen_length": 256, "block_length": 32, "commit": "threshold", "threshold": 0.9, "alg": "confidence",
-         "confidence_fp64": True},
+         "confidence_fp64": True, "cache": "prefix"},
         "arXiv 2505.22618 (Fast-dLLM)",
-        "confidence-threshold parallel decoding, block 32"),
+        "confidence-threshold parallel decoding + PrefixCache refreshed at each block start, block 32"),
+    "fast-dllm-dual": Preset(
+        {"gen_length": 256, "block_length": 32, "commit": "threshold", "threshold": 0.9, "alg": "confidence",
+         "confidence_fp64": True, "cache": "dual"},
+        "arXiv 2505.22618 (Fast-dLLM)",
+        "confidence-threshold parallel decoding + DualCache (prefix and masked suffix cached), block 32"),
+    "dkv-cache": Preset(
+        {"gen_length": 128, "steps": 128, "block_length": 64, "commit": "linear", "alg": "confidence",
+         "cache": "delayed", "cache_reloading_step": 8},
+        "arXiv 2505.15781 (dKV-Cache)",
+        "dKV-Cache-Decode: K/V cached one step after decoding, refresh every 8 steps; LLaDA quota, block 64"),
+    "dllm-cache": Preset(
+        {"gen_length": 256, "steps": 256, "block_length": 8, "commit": "linear", "alg": "confidence",
+         "cache": "feature", "prompt_interval": 50, "response_interval": 7, "rho": 0.25, "refresh_first_layer": True},
+        "arXiv 2506.06295 (dLLM-Cache)",
+        "LLaDA-Instruct GSM8K script: feature cache Kp=50, Kr=7, V-verify rho=0.25; LLaDA quota, block 8"),
+    "d2cache": Preset(
+        {"gen_length": 256, "steps": 256, "block_length": 32, "commit": "linear", "alg": "confidence",
+         "cache": "d2", "d2_current_k": 32, "d2_sigma": 10.0, "rollout_p": 0.1, "inflate_w": 0},
+        "arXiv 2509.23094 (d2Cache)",
+        "d2Cache configs/cache/d2cache.yaml: current_k 32, sigma 10, rollout_p 0.1; LLaDA quota, block 32"),
     "fast-dllm-factor": Preset(
         {"gen_length": 256, "block_length": 32, "commit": "factor", "factor": 1.0, "alg": "confidence",
          "confidence_fp64": True},

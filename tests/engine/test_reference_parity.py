@@ -50,7 +50,8 @@ def test_llada_preset_matches_llada_generate(llada, steps, gen, block):
 def test_fast_dllm_presets_match_fast_dllm_generate(llada, rule):
     llm, fwd = llada
     preset = "fast-dllm-factor" if "factor" in rule else "fast-dllm"
-    cfg = DecodeConfig.preset(preset, gen_length=32, block_length=8, **rule)
+    # the reference is Fast-dLLM's cache-free `generate`; the preset's PrefixCache is checked in tests/cache
+    cfg = DecodeConfig.preset(preset, gen_length=32, block_length=8, cache="none", **rule)
     ref, nfe = samplers.fastdllm_generate(fwd, PROMPTS, 32, 32, 8, mask_id=llm.spec.mask_id, return_nfe=True, **rule)
     ref = ref[:, PROMPTS.shape[1]:]
     mine = generated(llm, cfg)

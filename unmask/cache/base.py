@@ -12,7 +12,20 @@ from unmask.registry import Registry
 
 
 class Cache(ABC):
-    """One cache instance serves one batch of requests from the first step to the last."""
+    """One cache instance serves one batch of requests from the first step to the last.
+
+    Cost accounting (a counter, not a clock): `count` adds the positions x layers each forward computed,
+    per active row (`positions_x_layers`, (B,) long on the device) and per forward (`step_costs`, host ints
+    known from shapes). `peak_bytes` is the largest `nbytes()` seen after a step.
+
+    Host values: a cache whose next plan depends on data (which rows open a new block, how many positions
+    still need computing) returns them from `host_request` as a small long tensor; the engine fetches them
+    in the same transfer as the finished flags (the one host sync per step) and hands them to `host_reply`.
+    """
+
+    positions_x_layers: Tensor | None = None
+    step_costs: list[int]
+    peak_bytes: int = 0
 
     @abstractmethod
     def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:
@@ -21,12 +34,32 @@ class Cache(ABC):
     def update(self, plan: Plan, state: DecodeState) -> None:
         """Called after the step's commits were applied to `state`."""
 
+    def observe_scores(self, scores: Tensor) -> None:
+        """This step's scores (B, G) (-inf where no logits), just before `update`; d2Cache ranks masks by them."""
+
     def reset(self, rows: Tensor | None = None) -> None:
         """Forget everything (rows=None) or the given rows' entries."""
 
     def nbytes(self) -> int:
         """Bytes of tensors this cache holds."""
         return 0
+
+    def host_request(self, state: DecodeState) -> Tensor | None:
+        """(k,) long device values the next `plan` needs on the host, or None. Called after `update`."""
+        return None
+
+    def host_reply(self, values: list[int]) -> None:
+        """The values of `host_request`, read back with the step's one host sync."""
+
+    def count(self, plan: Plan, state: DecodeState, n_layers: int, canvas_length: int) -> None:
+        """Account one forward: positions computed x layers, for each row active in it (no host sync)."""
+        q = canvas_length if plan.compute is None else plan.compute.shape[1]
+        if self.positions_x_layers is None:
+            self.positions_x_layers = torch.zeros_like(state.nfe)
+            self.step_costs = []
+        self.positions_x_layers = self.positions_x_layers + (q * n_layers) * (~state.finished).long()
+        self.step_costs.append(q * n_layers)
+        self.peak_bytes = max(self.peak_bytes, self.nbytes())
 
 
 CACHES: Registry[type[Cache]] = Registry("cache")

@@ -19,6 +19,8 @@ class Completion:
     nfe: int
     finish_reason: str
     seconds: float
+    computed: int = 0      # positions x layers the model computed for this request (a cost counter, not a clock)
+    cache_bytes: int = 0   # this request's share of the cache's peak size in bytes (batch peak / batch size)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from unmask.cache import Canvas, Plan
+from unmask.cache import Cache, Canvas, Plan
 from unmask.cache.base import gather_rows
 from unmask.decoding import DecodeState
 from unmask.engine.build import DecodeParts
@@ -27,6 +27,16 @@ def to_region(values: Tensor, plan: Plan, fill: Tensor) -> Tensor:
     return fill.scatter(1, plan.predicts, values.to(fill.dtype))
 
 
+def host_sync(state: DecodeState, cache: Cache) -> Tensor:
+    """state.finished (B,) to the host, with the values the cache's next plan needs in the same transfer."""
+    request = cache.host_request(state)                                                # (k,) long or None
+    if request is None:
+        return state.finished.cpu()
+    packed = torch.cat([state.finished.long(), request.long()]).cpu()
+    cache.host_reply(packed[state.finished.shape[0]:].tolist())
+    return packed[:state.finished.shape[0]].bool()
+
+
 @torch.inference_mode()
 def denoise(model: nn.Module, canvas: Canvas, state: DecodeState, parts: DecodeParts,
             on_step: StepCallback | None = None) -> DecodeState:
@@ -37,6 +47,7 @@ def denoise(model: nn.Module, canvas: Canvas, state: DecodeState, parts: DecodeP
         state.open_windows(parts.schedule.window_index(state), window)
         plan = parts.cache.plan(canvas, state, window)
         logits = forward(model, canvas, state, plan)                                   # (B, N, V): one NFE
+        parts.cache.count(plan, state, len(model.layers), canvas.key_mask.shape[1])
         proposed_n = parts.sampler(logits, parts.generators)                           # (B, N)
         scores_n = parts.score(logits, proposed_n, parts.generators)                   # (B, N)
         proposed = to_region(proposed_n, plan, state.tokens)                           # (B, G)
@@ -47,9 +58,10 @@ def denoise(model: nn.Module, canvas: Canvas, state: DecodeState, parts: DecodeP
         commit = parts.commit.select(scores, candidates, state)
         remask = parts.remask.select(scores, state)
         state.apply(commit, proposed, remask)
+        parts.cache.observe_scores(scores)                                          # d2Cache's confidences
         parts.cache.update(plan, state)
         state.update_finished(parts.stop_at_eos)
-        finished = state.finished.cpu()                                                # the one host sync
+        finished = host_sync(state, parts.cache)                                     # the one host sync
         if on_step is not None:
             on_step(state, finished)
         if bool(finished.all()):

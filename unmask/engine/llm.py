@@ -115,7 +115,12 @@ class LLM:
                 on_step(step_state, finished)
 
         state = denoise(self.model, canvas, state, parts, record)
-        return [self._completion(state, row, finished_at[row]) for row in range(len(ids))]
+        cache = parts.cache
+        computed = cache.positions_x_layers.tolist() if cache.positions_x_layers is not None else [0] * len(ids)
+        share = cache.peak_bytes // len(ids)
+        cache.reset()  # the batch is done: free its cache
+        return [replace(self._completion(state, row, finished_at[row]), computed=computed[row], cache_bytes=share)
+                for row in range(len(ids))]
 
     def _completion(self, state: DecodeState, row: int, seconds: float) -> Completion:
         tokens = state.tokens[row].tolist()

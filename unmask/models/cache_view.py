@@ -29,6 +29,23 @@ class LayerView(Protocol):
         ...
 
 
+class RowSelectingView(LayerView, Protocol):
+    """Optional hooks a LayerView may define (the model looks them up with getattr; FullView has none).
+
+    * `select(v) -> rows | None`: v (B, H_kv, Q, D) the layer's fresh values for all Q rows (computed first).
+      rows (B, S) long indices into Q: only those rows get Q/K projections, attention and the FFN. Then
+      `attend_kv` receives k of the S rows and v of all Q rows and returns a mask (B, 1, S or 1, K);
+      `attn_out` and `ffn_out` receive S rows and must return all Q rows (the cached ones substituted).
+      Returning None computes every row exactly like a view without `select`.
+    * `wants_attention: bool` and `observe_attention(q, probs)`: when True the layer uses eager attention and
+      hands over q (B, H, S, D) and the probabilities (B, H, S, K) float32 (0 on masked keys).
+    * `enter(h, positions) -> (h, positions)`: called with each layer's input (B, Q, d), (B, Q); may record it
+      or replace the rows (e.g. widen to the whole canvas from cached layer inputs).
+    * `leave(h) -> h` on the CacheView: called after the last layer, before `logits_at`; must return rows
+      that `logits_at` indexes (the Q computed rows when `enter` widened them).
+    """
+
+
 class CacheView(Protocol):
     def layer(self, index: int) -> LayerView:
         """The view of layer `index` for this forward."""
@@ -60,4 +77,4 @@ def positions_from_mask(key_mask: Tensor) -> Tensor:
     return (key_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-__all__ = ["CacheView", "FullView", "LayerView", "positions_from_mask", "torch"]
+__all__ = ["CacheView", "FullView", "LayerView", "RowSelectingView", "positions_from_mask", "torch"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from unmask.models.attention import attend
+from unmask.models.attention import attend, attend_with_probs
 from unmask.models.cache_view import CacheView, FullView
 from unmask.models.layers import RMSNorm, Rotary, SwiGLU
 
@@ -48,6 +48,11 @@ class ArchConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
+def gather_rows(x: Tensor, rows: Tensor) -> Tensor:
+    """x: (B, Q, ...) gathered at rows (B, S) along dim 1."""
+    return torch.gather(x, 1, rows.view(*rows.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:]))
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ArchConfig) -> None:
         super().__init__()
@@ -57,15 +62,25 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=False)
 
-    def forward(self, x: Tensor, positions: Tensor, rotary: Rotary, view) -> Tensor:
+    def forward(self, x: Tensor, positions: Tensor, rotary: Rotary, view) -> tuple[Tensor, Tensor | None]:
+        """Attention output (B, S, d) for the rows the view selects (S = Q when it selects none), and those rows."""
         B, Q, _ = x.shape
-        q = self.q_proj(x).view(B, Q, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, Q, D)
-        k = self.k_proj(x).view(B, Q, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, Q, D)
-        v = self.v_proj(x).view(B, Q, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(B, Q, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, Q, D)
+        select = getattr(view, "select", None)
+        rows = select(v) if select is not None else None                              # (B, S) or None
+        if rows is not None:
+            x, positions = gather_rows(x, rows), gather_rows(positions, rows)
+        S = x.shape[1]
+        q = self.q_proj(x).view(B, S, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, S, D)
+        k = self.k_proj(x).view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, S, D)
         q, k = rotary(q, positions), rotary(k, positions)
         keys, values, mask = view.attend_kv(k, v)
-        out = attend(q, keys, values, mask).transpose(1, 2).reshape(B, Q, -1)
-        return self.o_proj(out)
+        if getattr(view, "wants_attention", False):
+            out, probs = attend_with_probs(q, keys, values, mask)
+            view.observe_attention(q, probs)
+        else:
+            out = attend(q, keys, values, mask)
+        return self.o_proj(out.transpose(1, 2).reshape(B, S, -1)), rows
 
 
 class DecoderLayer(nn.Module):
@@ -77,8 +92,9 @@ class DecoderLayer(nn.Module):
         self.mlp = SwiGLU(cfg.d_model, cfg.ffn_hidden)
 
     def forward(self, h: Tensor, positions: Tensor, rotary: Rotary, view) -> Tensor:
-        h = h + view.attn_out(self.attn(self.attn_norm(h), positions, rotary, view))
-        return h + view.ffn_out(self.mlp(self.ffn_norm(h)))
+        out, rows = self.attn(self.attn_norm(h), positions, rotary, view)
+        h = h + view.attn_out(out)
+        return h + view.ffn_out(self.mlp(self.ffn_norm(h if rows is None else gather_rows(h, rows))))
 
 
 class DecoderLM(nn.Module):
@@ -105,7 +121,14 @@ class DecoderLM(nn.Module):
         view = view if view is not None else FullView()
         h = self.embed(input_ids)
         for i, layer in enumerate(self.layers):
-            h = layer(h, positions, self.rotary, view.layer(i))
+            layer_view = view.layer(i)
+            enter = getattr(layer_view, "enter", None)
+            if enter is not None:
+                h, positions = enter(h, positions)
+            h = layer(h, positions, self.rotary, layer_view)
+        leave = getattr(view, "leave", None)
+        if leave is not None:
+            h = leave(h)
         if logits_at is not None:
             h = torch.gather(h, 1, logits_at[..., None].expand(-1, -1, h.shape[-1]))
         return self.lm_head(self.norm(h)).float()

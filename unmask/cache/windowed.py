@@ -1,0 +1,112 @@
+"""Block-refreshed K/V caches (Fast-dLLM PrefixCache/DualCache, dInfer vicinity): the shared machinery.
+
+Each row refreshes on its own: the step a row opens a new block, its K/V are recomputed for the whole canvas
+by a full forward whose logits also decode (no extra NFE). Other steps compute one contiguous span per row
+and write that span's fresh K/V into the cache in place; queries attend over the whole cached canvas.
+
+A subclass only says which span a row computes and writes: `span(lo, L) -> (first, hi)` from the first position
+the current block needs, lo = P + block_start - logit_shift (Dream's shift: the block's logits come from hidden
+states [lo, lo + Bl), so position P + block_start - 1 is computed too).
+
+Batches: rows may be in different blocks. A step is a full forward when any active row refreshes (then the
+other rows write only their span, so each row gets the tokens it would get alone); otherwise every row
+computes Q = `span_length` positions starting at min(lo_b, L - Q). Whether a row opens a block next step is
+known on the device after `update`; it reaches the host with the step's one sync (`host_request`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from unmask.cache.base import Cache
+from unmask.cache.kv_store import KVStore, KVView, attention_mask
+from unmask.cache.plan import Canvas, Plan
+from unmask.decoding.state import DecodeState
+from unmask.models.spec import DiffusionSpec
+
+
+class WindowedKVCache(Cache):
+    """Refresh a row at each block start; in between, compute and write only `span(lo)` per row."""
+
+    def __init__(self, block_length: int, spec: DiffusionSpec | None = None,
+                 cache_update_freq: int | None = None) -> None:
+        self.block_length = block_length
+        self.attention = spec.attention if spec is not None else "full"
+        self.update_freq = cache_update_freq   # also refresh every row every this many steps (dInfer)
+        self.store = KVStore()
+        self.row_window: Tensor | None = None  # (B,) long: the block each row's cache was refreshed for
+        self.full_next = True                  # host: the next forward must be a full one
+        self.span_next = 0                     # host: the longest span an active row needs next step
+        self.dims = (0, 0, 0)                  # host: (prompt length P, canvas length L, logit shift)
+
+    # ---- subclass hooks ---------------------------------------------------------------------------
+    def span(self, lo: Tensor, length: int) -> tuple[Tensor, Tensor]:
+        """(B,) first and one-past-last canvas index a row computes and writes in a reuse step."""
+        raise NotImplementedError
+
+    def span_length(self, canvas: Canvas) -> int:
+        """Q of a reuse step (host int); default: the longest span an active row asked for."""
+        return self.span_next
+
+    def full_step(self, state: DecodeState) -> bool:
+        """Host: whether this step refreshes every row regardless of blocks."""
+        return bool(self.update_freq) and state.step % self.update_freq == 0
+
+    # ---- Cache ------------------------------------------------------------------------------------
+    def block_lo(self, canvas: Canvas, window_index: Tensor) -> Tensor:
+        return canvas.prompt_length + window_index * self.block_length - canvas.logit_shift
+
+    def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:
+        L, Bl = canvas.key_mask.shape[1], min(self.block_length, state.gen_length)
+        self.dims = (canvas.prompt_length, L, canvas.logit_shift)
+        lo = self.block_lo(canvas, state.window_index)                               # (B,)
+        first, hi = self.span(lo, L)
+        if self.full_next or not self.store or self.row_window is None or self.full_step(state):
+            refresh = state.window_index != self.row_window if self.row_window is not None else None
+            if refresh is None or not self.store or self.full_step(state):
+                refresh = torch.ones_like(state.finished)                                # (B,) bool
+            idx = torch.arange(L, device=lo.device)[None, :]
+            write = refresh[:, None] | ((idx >= first[:, None]) & (idx < hi[:, None]))   # (B, L)
+            self.row_window = state.window_index if self.row_window is None else \
+                torch.where(refresh, state.window_index, self.row_window)
+            compute, start, Q = None, torch.zeros_like(lo), L
+        else:
+            Q = self.span_length(canvas)
+            start = first.clamp(max=L - Q)                                               # (B,)
+            compute = start[:, None] + torch.arange(Q, device=lo.device)                # (B, Q)
+            write = (compute >= first[:, None]) & (compute < hi[:, None])
+        logits_at = ((lo - start)[:, None] + torch.arange(Bl, device=lo.device)).clamp(0, Q - 1)  # (B, Bl)
+        predicts = (state.window_index * self.block_length)[:, None] + torch.arange(Bl, device=lo.device)
+        mask = attention_mask(canvas.key_mask, compute, self.attention)
+        view = KVView(self.store, compute, write, mask)
+        return Plan(compute=compute, logits_at=logits_at, predicts=predicts, view=view)
+
+    def next_window(self, state: DecodeState) -> Tensor:
+        """(B,) the block each row works on next step (the block schedule's rule: first masked position)."""
+        G = state.gen_length
+        idx = torch.arange(G, device=state.tokens.device)
+        first_masked = torch.where(state.is_masked, idx, G).min(-1).values
+        return first_masked.clamp(max=G - 1) // self.block_length
+
+    def host_request(self, state: DecodeState) -> Tensor:
+        """[any active row opens a new block next step, longest span an active row needs next step]."""
+        nxt, active = self.next_window(state), ~state.finished
+        refresh = (nxt != self.row_window) & active
+        P, L, shift = self.dims
+        first, hi = self.span(P + nxt * self.block_length - shift, L)
+        longest = torch.where(active, hi - first, 0).max()
+        return torch.stack([refresh.any().long(), longest.long()])
+
+    def host_reply(self, values: list[int]) -> None:
+        self.full_next, self.span_next = bool(values[0]), int(values[1])
+
+    def reset(self, rows: Tensor | None = None) -> None:
+        if rows is None:
+            self.store.clear()
+            self.row_window = None
+        elif self.row_window is not None:
+            self.row_window = self.row_window.index_fill(0, rows.flatten().long(), -1)
+        self.full_next = True   # a reset row refreshes on the next step (all rows compute that step)
+
+    def nbytes(self) -> int:
+        return self.store.nbytes()
