@@ -56,4 +56,9 @@ PRESETS: dict[str, Preset] = {
         {"gen_length": 256, "block_length": 32, "commit": "entropy-threshold", "threshold": 0.5, "alg": "entropy"},
         "arXiv 2509.26488 (dParallel)",
         "entropy-threshold decoding (commit tokens below 0.5 nats), block 32"),
+    "elastic-cache": Preset(
+        {"gen_length": 512, "schedule": "full", "commit": "threshold", "threshold": 0.9, "alg": "confidence",
+         "cache": "elastic", "elastic_window": 16, "gamma": 0.9, "track_num": 1},
+        "arXiv 2510.14973 (Elastic-Cache)",
+        "Elastic-Cache GSM8K script: sliding window 16, threshold 0.9, drift gamma 0.9, 1 tracked token per layer"),
 }

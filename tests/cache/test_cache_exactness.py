@@ -18,6 +18,7 @@ REFRESH_EVERY_STEP: dict[str, dict] = {
     "delayed": {"cache_reloading_step": 1},
     "feature": {"prompt_interval": 1, "response_interval": 1},
     "d2": {"d2_current_k": 1 << 20, "rollout_p": 1.0},
+    "elastic": {"gamma": 1.0, "elastic_window": 1 << 20},
 }
 # linear: rows move through blocks together; threshold 0.1: rows end up in different blocks at the same step
 COMMITS = {"linear": {"commit": "linear", "steps": 24}, "threshold": {"commit": "threshold", "threshold": 0.1}}
