@@ -143,7 +143,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
 
 def _register_optional(module_name: str, sub: Any, handlers: dict[str, Handler]) -> None:
-    """Subcommands defined next to the code they run; each module has register(sub) -> name and run(args)."""
+    """Subcommands defined next to the code they run (`unmask.<name>.command`): register(sub) and run(args)."""
     import importlib
 
     try:
@@ -152,8 +152,8 @@ def _register_optional(module_name: str, sub: Any, handlers: dict[str, Handler])
         if e.name == module_name:
             return
         raise
-    name = module.register(sub) or module_name.split(".")[-2]
-    handlers[name] = module.run
+    module.register(sub)
+    handlers[module_name.split(".")[-2]] = module.run
 
 
 def main(argv: list[str] | None = None) -> int:

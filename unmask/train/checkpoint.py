@@ -1,0 +1,147 @@
+"""Run setup, checkpoints and resume state for `unmask train`, with no pickles anywhere.
+
+`out/` holds the shippable checkpoint in the official LLaDA layout (config.json + model.safetensors, read
+back by `unmask.models.loader`), the char tokenizer, the model card (README.md), a JSON-lines log, and the
+resume state in `train_state/`: `moments.safetensors` (AdamW moments) + `state.json` (step, config, wall time).
+`export(out, dest)` copies only the shippable files.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from unmask.bench.tasks import Task, get_task
+from unmask.errors import ConfigError
+from unmask.models.loader import parse_config, save_model
+from unmask.models.transformer import DecoderLM
+from unmask.train.char_tokenizer import DEFAULT_CHARS, EOS_ID, MASK_ID, PAD_ID, char_vocab, save_char_tokenizer
+from unmask.train.data import Pair, encode_examples
+
+STATE_TENSORS, STATE_JSON, LOG = "train_state/moments.safetensors", "train_state/state.json", "train_log.jsonl"
+SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md")
+ARCH_FIELDS = ("task", "train_size", "task_max_steps", "d_model", "n_layers", "n_heads", "ffn_hidden",
+               "max_seq_len", "seed", "batch_size")
+
+
+def llada_config(cfg: Any) -> dict[str, Any]:
+    """config.json in the keys `unmask.models.llada.from_config` reads (the published LLaDA layout)."""
+    vocab = len(char_vocab(DEFAULT_CHARS))
+    return {"architectures": ["LLaDAModelLM"], "model_type": "llada", "d_model": cfg.d_model,
+            "n_heads": cfg.n_heads, "n_kv_heads": cfg.n_heads, "n_layers": cfg.n_layers,
+            "mlp_hidden_size": cfg.ffn_hidden, "vocab_size": vocab, "embedding_size": vocab,
+            "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "weight_tying": False, "mask_token_id": MASK_ID,
+            "eos_token_id": EOS_ID, "pad_token_id": PAD_ID, "max_sequence_length": cfg.max_seq_len,
+            "block_type": "llama", "activation_type": "silu", "layer_norm_type": "rms"}
+
+
+def make_task(cfg: Any, test_size: int = 500) -> Task:
+    kwargs: dict[str, Any] = {"size": {"train": cfg.train_size, "test": test_size}}
+    if cfg.task_max_steps is not None:
+        kwargs["max_steps"] = cfg.task_max_steps
+    return get_task(cfg.task, **kwargs)
+
+
+def init_weights(model: DecoderLM, seed: int) -> None:
+    """GPT-style init: N(0, 0.02), residual output projections scaled by 1/sqrt(2·n_layers); norms = 1."""
+    gen = torch.Generator().manual_seed(seed)
+    out_std = 0.02 / math.sqrt(2 * model.cfg.n_layers)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim < 2:
+                p.fill_(1.0)
+            else:
+                std = out_std if name.endswith(("o_proj.weight", "down_proj.weight")) else 0.02
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
+
+
+@dataclass
+class RunSetup:
+    task: Task
+    pairs: list[Pair]
+    config_json: dict[str, Any]
+    names: dict[str, str]  # checkpoint tensor name -> parameter name
+    model: DecoderLM
+
+    @classmethod
+    def build(cls, cfg: Any) -> "RunSetup":
+        task = make_task(cfg)
+        pairs = encode_examples(task, "train", cfg.train_size)
+        longest = max(len(p) + len(a) for p, a in pairs)
+        if longest > cfg.max_seq_len:
+            raise ConfigError(f"max_seq_len {cfg.max_seq_len} < longest prompt + gen_length ({longest})")
+        config_json = llada_config(cfg)
+        arch, _, names = parse_config(config_json)
+        model = DecoderLM(arch)
+        init_weights(model, cfg.seed)
+        return cls(task, pairs, config_json, names, model)
+
+
+def has_state(out: str | Path) -> bool:
+    return (Path(out) / STATE_JSON).is_file() and (Path(out) / STATE_TENSORS).is_file()
+
+
+def save(cfg: Any, run: RunSetup, model: nn.Module, opt: torch.optim.Optimizer, step: int, wall_s: float) -> None:
+    """Write the LLaDA-layout checkpoint, tokenizer and resume state (step, AdamW moments, wall time)."""
+    out = Path(cfg.out)
+    save_model(model, run.names, out, run.config_json)
+    save_char_tokenizer(out)
+    by_id = {id(p): n for n, p in model.named_parameters()}
+    tensors = {}
+    for p, state in opt.state.items():
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            tensors[f"{by_id[id(p)]}.{key}"] = torch.as_tensor(state[key]).detach().float().cpu().contiguous()
+    (out / STATE_TENSORS).parent.mkdir(parents=True, exist_ok=True)  # a subfolder: the loader globs out/*.safetensors
+    save_file(tensors, str(out / STATE_TENSORS))
+    meta = {"step": step, "wall_s": wall_s, "config": cfg.to_dict()}
+    (out / STATE_JSON).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def load_state(out: str | Path, model: nn.Module, opt: torch.optim.Optimizer, cfg: Any) -> tuple[int, float]:
+    """Restore weights and AdamW state saved by `save`; returns (step to continue from, wall seconds so far)."""
+    out = Path(out)
+    meta = json.loads((out / STATE_JSON).read_text())
+    changed = [k for k in ARCH_FIELDS if meta["config"].get(k) != getattr(cfg, k)]
+    if changed:
+        raise ConfigError(f"cannot resume {out}: {', '.join(changed)} differ from the saved run")
+    weights = load_file(str(out / "model.safetensors"))
+    names = parse_config(llada_config(cfg))[2]
+    with torch.no_grad():
+        params = dict(model.named_parameters())
+        for theirs, ours in names.items():
+            params[ours].copy_(weights[theirs])
+    moments = load_file(str(out / STATE_TENSORS))
+    for name, p in model.named_parameters():
+        if f"{name}.step" in moments:
+            opt.state[p] = {"step": moments[f"{name}.step"].reshape(()),
+                            "exp_avg": moments[f"{name}.exp_avg"].to(p), "exp_avg_sq": moments[f"{name}.exp_avg_sq"].to(p)}
+    return int(meta["step"]), float(meta.get("wall_s", 0.0))
+
+
+class Log:
+    """Append-only JSON lines in out/train_log.jsonl."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.path = Path(out) / LOG
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def export(out: str | Path, dest: str | Path) -> Path:
+    """Copy the shippable files (no train state, no log) into `dest`, e.g. unmask/assets/tiny-arith."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in SHIPPED:
+        if (Path(out) / name).is_file():
+            shutil.copy2(Path(out) / name, dest / name)
+    return dest

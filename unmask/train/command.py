@@ -1,0 +1,88 @@
+"""`unmask train`: flags generated from `TrainConfig` (arXiv 2502.09992 SFT objective, see mdlm.py).
+
+    unmask train --task arith --out runs/tiny-arith --steps 3000 [--resume] [--export unmask/assets/tiny-arith]
+    python -m unmask.train.command ...   (same flags, before the subcommand is wired into unmask.cli)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import types
+import typing
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
+
+from unmask.errors import ConfigError
+from unmask.train.mdlm import TrainConfig
+
+HISTORY = "commands.txt"  # out/commands.txt: one line per `unmask train` invocation on this directory
+
+
+def _flag_type(annotation: Any) -> type:
+    """str | int | float from a field annotation ("int | None" → int)."""
+    hint = typing.get_type_hints(TrainConfig)[annotation] if isinstance(annotation, str) else annotation
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if isinstance(hint, types.UnionType) else [hint]
+    return args[0]
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    for f in fields(TrainConfig):
+        flag, kind = "--" + f.name.replace("_", "-"), _flag_type(f.name)
+        default = f.default if f.default is not MISSING else None
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=f.metadata["help"])
+        else:
+            parser.add_argument(flag, type=kind, default=default, help=f"{f.metadata['help']} (default: {default})")
+    parser.add_argument("--export", default=None, help="after training, copy the shippable files here "
+                        "(config, weights, tokenizer, model card; never the train state)")
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `train` to the CLI's subparsers; the handler is `run`."""
+    parser = subparsers.add_parser("train", help="train a small masked-diffusion model on a bench task",
+                                   description=__doc__.split("\n")[0])
+    add_flags(parser)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def config_from(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+
+
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    """Train per the flags, write the model card, optionally export; prints the final stats as JSON."""
+    from unmask.train.card import write_card
+    from unmask.train.checkpoint import export
+    from unmask.train.mdlm import train
+
+    try:
+        cfg = config_from(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    argv = argv if argv is not None else [a for i, a in enumerate(sys.argv[1:]) if i or a != "train"]
+    command = "unmask train " + shlex.join(argv)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    with (Path(cfg.out) / HISTORY).open("a") as f:  # every invocation, so a resumed run's card lists them all
+        f.write(command + "\n")
+    stats = train(cfg)
+    write_card(cfg, stats, (Path(cfg.out) / HISTORY).read_text().strip())
+    if args.export:
+        export(cfg.out, args.export)
+    print(json.dumps(stats, indent=2, default=str))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="unmask train", description=__doc__.split("\n")[0])
+    add_flags(parser)
+    argv = sys.argv[1:] if argv is None else argv
+    return run(parser.parse_args(argv), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Test-split accuracy of a trained checkpoint under a few decoding recipes, through the public `LLM` API.
+
+Recipes (gen_length = the task's): `llada` = one token per step (steps = gen_length, semi-AR blocks of
+`block_length`, low-confidence order; arXiv 2502.09992), `fast-dllm` = confidence threshold 0.9 in blocks of
+`block_length` (arXiv 2505.22618), `one-shot` = every token in a single step (steps 1, one block).
+
+    python -m unmask.train.evaluate unmask/assets/tiny-arith --task arith --n 500 --block-length 16
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from unmask.bench.tasks import Task, get_task
+from unmask.config import DecodeConfig
+
+RECIPES = ("llada", "fast-dllm", "one-shot")
+
+
+def recipe(name: str, gen_length: int, block_length: int) -> DecodeConfig:
+    if name == "llada":
+        return DecodeConfig.preset("llada", gen_length=gen_length, steps=gen_length, block_length=block_length)
+    if name == "fast-dllm":
+        return DecodeConfig.preset("fast-dllm", gen_length=gen_length, block_length=block_length, threshold=0.9)
+    if name == "one-shot":
+        return DecodeConfig.preset("llada", gen_length=gen_length, steps=1, block_length=gen_length)
+    raise ValueError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
+
+
+def score(model: str | Path, task: Task, n: int, recipes: tuple[str, ...] = RECIPES, block_length: int = 16,
+          device: str | None = None, batch: int = 250) -> dict[str, Any]:
+    """{"<recipe>/accuracy", "<recipe>/mean_nfe", "<recipe>/seconds"} on the first `n` test examples."""
+    from unmask.engine.llm import LLM  # the facade; train never imports the engine's runner
+
+    llm = LLM(model, device=device)
+    examples = task.examples("test", n)
+    out: dict[str, Any] = {"n": len(examples), "block_length": block_length}
+    for name in recipes:
+        cfg, correct, nfe, t0 = recipe(name, task.gen_length, block_length), 0.0, 0, time.perf_counter()
+        for i in range(0, len(examples), batch):
+            chunk = examples[i:i + batch]
+            for ex, done in zip(chunk, llm.generate([task.prompt(ex) for ex in chunk], cfg)):
+                correct += task.score(ex, done.text)
+                nfe += done.nfe
+        out[f"{name}/accuracy"] = correct / len(examples)
+        out[f"{name}/mean_nfe"] = nfe / len(examples)
+        out[f"{name}/seconds"] = time.perf_counter() - t0
+    return out
+
+
+def evaluate(out_dir: str | Path, cfg: Any, n: int, presets: tuple[str, ...] = RECIPES) -> dict[str, Any]:
+    """Score the checkpoint in a training run's `out_dir` on its own task's test split."""
+    from unmask.train.checkpoint import make_task
+
+    device = None if cfg.device == "auto" else cfg.device
+    return score(out_dir, make_task(cfg), n, presets, cfg.eval_block_length, device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m unmask.train.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("model", help="checkpoint directory or bundled model name")
+    parser.add_argument("--task", default="arith")
+    parser.add_argument("--n", type=int, default=500, help="test problems")
+    parser.add_argument("--block-length", type=int, default=16)
+    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args(argv)
+    task = get_task(args.task)
+    result = score(args.model, task, args.n, tuple(args.recipes.split(",")), args.block_length, args.device)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
