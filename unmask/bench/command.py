@@ -1,0 +1,118 @@
+"""`unmask bench`: compare decoding configs on one model and task; table + JSON + plot, JSON line last.
+
+    unmask bench --model tiny-arith                       # the default story list (unmask/bench/configs.py)
+    unmask bench --model M --task arith --preset llada,fast-dllm --sweep threshold=0.5,0.7,0.9 --limit 50
+
+stdout: the Markdown table, then one line of JSON holding every record (the document of report.py).
+stderr: progress and the paths written. Exit 0 on success; the caller maps UnmaskError to exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from unmask.bench.configs import BenchSpec, parse_assignments, parse_presets, parse_sweeps
+from unmask.bench.plot import plot_records
+from unmask.bench.report import document, file_stem, json_line, markdown_table, run_meta, write_reports
+from unmask.bench.run import run_bench
+from unmask.bench.tasks import TASKS, get_task
+from unmask.engine.llm import LLM
+from unmask.errors import UnmaskError
+
+DEFAULT_LIMIT = 64
+DEFAULT_BATCH_SIZE = 16
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="checkpoint directory, bundled model name, or hub id")
+    p.add_argument("--task", default="arith", help=f"benchmark task: {', '.join(TASKS.names())} (default arith)")
+    p.add_argument("--task-arg", action="append", metavar="KEY=VALUE",
+                   help="task constructor argument, e.g. path=data/gsm8k for gsm8k (repeatable)")
+    p.add_argument("--preset", metavar="A,B,…",
+                   help="comma-separated presets to compare (default: llada, fixed k tokens/step, fast-dllm)")
+    p.add_argument("--sweep", action="append", metavar="KEY=V1,V2,…",
+                   help="one config per value for each preset (repeatable; several sweeps multiply)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_",
+                   help="a DecodeConfig field for every config, baseline included (repeatable)")
+    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"examples (default {DEFAULT_LIMIT})")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                   help=f"prompts per generate call (default {DEFAULT_BATCH_SIZE})")
+    p.add_argument("--split", default="test", help="task split (default test)")
+    p.add_argument("--seed", type=int, default=0, help="decode seed of every config (default 0)")
+    p.add_argument("--no-baseline", action="store_true", help="do not add the llada baseline")
+    p.add_argument("--chat", action="store_true", help="wrap prompts in the model's chat template")
+    p.add_argument("--device", default=None, help="cuda | cpu | cuda:1 … (default: cuda if available)")
+    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
+    p.add_argument("--out", default="bench-out", help="directory for the JSON, Markdown and PNG (default bench-out)")
+
+
+def register(subparsers: Any) -> str:
+    """Add the `bench` subcommand to an argparse subparsers object; return its name (handler: `run`)."""
+    p = subparsers.add_parser("bench", help="compare decoding configs: score, NFE, speed, memory",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return "bench"
+
+
+class ProgressBar:
+    """A `\\r` progress bar on a terminal; one line per config elsewhere (logs stay short)."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 24) -> None:
+        self.stream, self.width = stream, width
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.start = time.perf_counter()
+        self.label = ""
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        elapsed = time.perf_counter() - self.start
+        if self.tty:
+            filled = self.width * done // max(total, 1)
+            line = f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} {elapsed:5.1f}s  {label:<24}"
+            self.stream.write(line + ("\n" if done == total else ""))
+        elif label != self.label or done == total:
+            self.stream.write(f"bench: {done}/{total} batches, {elapsed:.1f}s, {label}\n")
+        self.label = label
+        self.stream.flush()
+
+
+def spec_from_args(args: argparse.Namespace) -> BenchSpec:
+    overrides = {"seed": args.seed, **parse_assignments(args.set_, "--set")}
+    return BenchSpec(presets=parse_presets(args.preset), sweep=parse_sweeps(args.sweep),
+                     overrides=overrides, baseline=not args.no_baseline)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of `unmask bench`; raises UnmaskError (ConfigError, CheckpointError, …) on user errors."""
+    task = get_task(args.task, **parse_assignments(args.task_arg, "--task-arg", decode_fields=False))
+    configs = spec_from_args(args).configs(task.gen_length)  # validate everything before loading the model
+    llm = LLM(args.model, device=args.device, dtype=args.dtype)
+    records = run_bench(llm, task, configs, limit=args.limit, batch_size=args.batch_size,
+                        progress=ProgressBar(sys.stderr), split=args.split, seed=args.seed, chat=args.chat)
+    meta = run_meta(str(args.model), task.name, args.split, records[0].n, args.batch_size, args.seed, llm.device)
+    paths = write_reports(records, meta, args.out)
+    title = f"{Path(str(args.model)).name} on {task.name} (n={records[0].n}) · {meta['device']}"
+    png = plot_records(records, Path(args.out) / f"{file_stem(meta)}.png", title)
+    written = [paths["json"], paths["md"]] + ([png] if png else [])
+    print("bench: wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    print(markdown_table(records))
+    print(json_line(document(records, meta)), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="unmask bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UnmaskError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Which decoding configs one bench run compares: the default list, `--preset`, `--sweep` and `--set`.
+
+Every config is fitted to the task first: `gen_length` = the task's, `steps` = gen_length for the quota
+rules (one token per step), and `block_length` = 16 when 16 divides gen_length, else gen_length (one
+block). `--set key=value` is applied last, to every config; `--sweep key=v1,v2` turns each listed
+config into one config per value (several sweeps multiply).
+
+The baseline, `llada` at one token per step, is always measured first in the same run with the same
+`--set` (never swept) unless `baseline=False` (`--no-baseline`).
+
+The default list (no `--preset`) tells the story of parallel decoding on one small model:
+- `llada`: the baseline, 1 token per step (steps = gen_length);
+- `k=2`, `k=4`, `k=8`, `k=16`: LLaDA's linear quota with exactly k tokens per step (steps = gen_length / k).
+  Tokens committed together are sampled independently, so accuracy falls as k grows (the "curse" of
+  parallel decoding); a k larger than the block uses block_length = k;
+- `one-shot`: every token in a single forward (k = gen_length);
+- `fast-dllm t=0.9` / `t=0.7` / `t=0.5`: Fast-dLLM confidence-threshold decoding (arXiv 2505.22618), which
+  commits many tokens only where the model is sure, keeping accuracy near the baseline at far fewer NFE;
+- `fast-dllm-factor`: Fast-dLLM's factor rule (factor 1).
+"""
+from __future__ import annotations
+
+import itertools
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from unmask.config import DecodeConfig
+from unmask.errors import ConfigError
+from unmask.presets import PRESETS
+
+DEFAULT_BLOCK_LENGTH = 16
+FIXED_KS = (2, 4, 8, 16)
+THRESHOLDS = (0.9, 0.7, 0.5)
+QUOTA_RULES = ("linear", "dream")
+BASELINE = "llada"
+
+Config = tuple[str, DecodeConfig]  # (label, config)
+
+
+def field_types() -> dict[str, tuple[type, ...]]:
+    """DecodeConfig field → the types its annotation allows, e.g. "steps" → (int, NoneType)."""
+    hints = typing.get_type_hints(DecodeConfig)
+    return {name: typing.get_args(h) if isinstance(h, types.UnionType) else (h,) for name, h in hints.items()}
+
+
+def parse_value(text: str, kinds: tuple[type, ...] = (int, float, bool, type(None), str)) -> Any:
+    """Text → the first of `kinds` it reads as: "none" → None, "true"/"false" → bool, numbers, else str."""
+    text = text.strip()
+    low = text.lower()
+    if low in ("none", "null") and type(None) in kinds:
+        return None
+    if bool in kinds and low in ("true", "false", "yes", "no") + (("1", "0") if int not in kinds else ()):
+        return low in ("true", "yes", "1")
+    for kind in (int, float):
+        if kind in kinds:
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+    if str in kinds:
+        return text
+    allowed = " or ".join(k.__name__ for k in kinds if k is not type(None))
+    raise ConfigError(f"{text!r} is not {allowed}" + (" or none" if type(None) in kinds else ""))
+
+
+def _parse_field(key: str, text: str, flag: str) -> Any:
+    kinds = field_types().get(key)
+    if kinds is None:
+        raise ConfigError(f"{flag}: unknown decode setting {key!r}; valid: {', '.join(DecodeConfig.field_names())}")
+    try:
+        return parse_value(text, kinds)
+    except ConfigError as err:
+        raise ConfigError(f"{flag} {key}: {err}") from None
+
+
+def _split_assignment(item: str, flag: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise ConfigError(f"{flag} expects key=value, got {item!r}")
+    return key.strip(), value
+
+
+def parse_assignments(items: list[str] | None, flag: str = "--set", decode_fields: bool = True) -> dict[str, Any]:
+    """["threshold=0.8", "cache=none"] → {"threshold": 0.8, "cache": "none"}; keys checked when decode_fields."""
+    values: dict[str, Any] = {}
+    for item in items or []:
+        key, value = _split_assignment(item, flag)
+        key = key.replace("-", "_") if decode_fields else key
+        values[key] = _parse_field(key, value, flag) if decode_fields else parse_value(value)
+    return values
+
+
+def parse_sweeps(items: list[str] | None) -> dict[str, list[Any]]:
+    """["threshold=0.7,0.9"] → {"threshold": [0.7, 0.9]}."""
+    sweeps: dict[str, list[Any]] = {}
+    for item in items or []:
+        key, value = _split_assignment(item, "--sweep")
+        key = key.replace("-", "_")
+        if key in sweeps:
+            raise ConfigError(f"--sweep {key} is given twice; list all its values in one flag: {key}=v1,v2")
+        parts = [v for v in value.split(",") if v.strip()]
+        if not parts:
+            raise ConfigError(f"--sweep expects key=v1,v2,…, got {item!r}")
+        sweeps[key] = [_parse_field(key, v, "--sweep") for v in parts]
+    return sweeps
+
+
+def parse_presets(text: str | None) -> list[str] | None:
+    """"llada,fast-dllm" → ["llada", "fast-dllm"], checked against PRESETS; None or "" → None (default list)."""
+    if not text or not text.strip():
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PRESETS]
+    if unknown:
+        raise ConfigError(f"unknown preset(s) {', '.join(unknown)}; choose from: {', '.join(sorted(PRESETS))}")
+    return names
+
+
+def default_block_length(gen_length: int) -> int:
+    return DEFAULT_BLOCK_LENGTH if gen_length % DEFAULT_BLOCK_LENGTH == 0 else gen_length
+
+
+def fitted(preset: str, gen_length: int, block_length: int, **values: Any) -> dict[str, Any]:
+    """The preset's values with gen_length, block_length and (quota rules) steps fitted to the task."""
+    base = dict(PRESETS[preset].values)
+    base["gen_length"] = gen_length
+    if "block_length" in base:
+        base["block_length"] = block_length
+    if base.get("commit", "linear") in QUOTA_RULES:
+        base["steps"] = gen_length
+    return {**base, **values}
+
+
+def default_list(gen_length: int, block_length: int) -> list[tuple[str, dict[str, Any]]]:
+    """The story configs (module docstring), baseline excluded, as (label, values)."""
+    rows = []
+    for k in FIXED_KS:
+        if gen_length % k == 0 and k < gen_length:
+            block = block_length if block_length % k == 0 else k
+            rows.append((f"k={k}", fitted("llada", gen_length, block, steps=gen_length // k)))
+    rows.append(("one-shot", fitted("llada", gen_length, gen_length, steps=1)))
+    rows += [(f"fast-dllm t={t}", fitted("fast-dllm", gen_length, block_length, threshold=t)) for t in THRESHOLDS]
+    rows.append(("fast-dllm-factor", fitted("fast-dllm-factor", gen_length, block_length)))
+    return rows
+
+
+def build(label: str, values: dict[str, Any]) -> DecodeConfig:
+    try:
+        return DecodeConfig.from_dict(values)
+    except ConfigError as err:
+        raise ConfigError(f"config {label!r}: {err}") from None
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """What to compare: presets (None = the default list), sweeps, overrides (`--set`), and the baseline."""
+
+    presets: list[str] | None = None
+    sweep: dict[str, list[Any]] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    baseline: bool = True
+
+    def configs(self, task_gen_length: int) -> list[Config]:
+        """Every (label, DecodeConfig) of the run, baseline first; raises ConfigError naming the bad config."""
+        both = sorted(set(self.sweep) & set(self.overrides))
+        if both:
+            raise ConfigError(f"{', '.join(both)} given both in --set and --sweep; use one of them")
+        out: list[Config] = []
+        if self.baseline:
+            gen, block = self._shape({}, task_gen_length)
+            out.append((BASELINE, build(BASELINE, {**fitted(BASELINE, gen, block), **self.overrides})))
+        listed = [(point, self._listed(*self._shape(point, task_gen_length))) for point in self._points()]
+        labels = list(dict.fromkeys(label for _, rows in listed for label in rows))
+        for label in labels:  # preset-major: each preset's sweep points stay together
+            for point, rows in listed:
+                if label not in rows:
+                    continue
+                name = " ".join([label, *(f"{k}={v}" for k, v in point.items())])
+                config = build(name, {**rows[label], **point, **self.overrides})
+                if all(config != seen for _, seen in out):
+                    out.append((name, config))
+        if not out:
+            raise ConfigError("nothing to run: no preset given and the baseline is off")
+        return out
+
+    def _shape(self, point: dict[str, Any], task_gen_length: int) -> tuple[int, int]:
+        """(gen_length, block_length) for one sweep point: --set / --sweep values, else the task's and the default."""
+        user = {**point, **self.overrides}
+        gen = user.get("gen_length", task_gen_length)
+        block = user.get("block_length") or default_block_length(gen)
+        for name, value in (("gen_length", gen), ("block_length", block)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        return gen, block
+
+    def _listed(self, gen: int, block: int) -> dict[str, dict[str, Any]]:
+        rows = [(name, fitted(name, gen, block)) for name in self.presets] if self.presets is not None \
+            else default_list(gen, block)
+        return dict(rows)
+
+    def _points(self) -> list[dict[str, Any]]:
+        keys = list(self.sweep)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.sweep[k] for k in keys))]

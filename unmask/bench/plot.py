@@ -1,0 +1,68 @@
+"""Quality-vs-cost plot of a bench run: score vs mean NFE and score vs seconds per example, Pareto front marked.
+
+matplotlib is an optional extra (`pip install 'unmask[bench]'`); it is imported here only, and drawn with
+the Agg canvas directly (no pyplot, no global backend switch).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from unmask.bench.record import BenchRecord
+
+MISSING = "warning: matplotlib is not installed; skipping the plot (pip install 'unmask[bench]')"
+
+
+def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
+    """Indices of the points no other point dominates (score ≥ and cost ≤, one strictly), by rising cost."""
+    order = sorted(range(len(costs)), key=lambda i: (costs[i], -scores[i]))
+    front: list[int] = []
+    for i in order:
+        last = front[-1] if front else None
+        if last is None or scores[i] > scores[last] or (costs[i], scores[i]) == (costs[last], scores[last]):
+            front.append(i)
+    return front
+
+
+def _panel(ax, records: list[BenchRecord], costs: list[float], xlabel: str) -> None:
+    scores = [r.score for r in records]
+    front = pareto_front(costs, scores)
+    ax.plot([costs[i] for i in front], [scores[i] for i in front], "-", color="tab:orange", lw=1.5,
+            zorder=1, label="Pareto front (orange); ★ baseline")
+    for rank, i in enumerate(sorted(range(len(records)), key=lambda j: costs[j])):
+        r, on_front = records[i], i in front
+        ax.scatter(costs[i], scores[i], s=90 if r.baseline else 40, zorder=2, marker="*" if r.baseline else "o",
+                   color="tab:orange" if on_front else "tab:blue")
+        offset = (4, 5) if rank % 2 == 0 else (4, -11)  # alternate above/below so neighbours' labels overlap less
+        ax.annotate(r.label, (costs[i], scores[i]), textcoords="offset points", xytext=offset, fontsize=7)
+    positive = [c for c in costs if c > 0]
+    if positive and len(positive) == len(costs) and max(positive) > 10 * min(positive):
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("score")
+    ax.set_ylim(-0.05, 1.08)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7)
+
+
+def plot_records(records: list[BenchRecord], path: str | Path, title: str = "") -> Path | None:
+    """Write the two-panel PNG to `path`; without matplotlib print one warning and return None."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        print(MISSING, file=sys.stderr)
+        return None
+    fig = Figure(figsize=(12, 4.8))
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.12, top=0.9, wspace=0.15)
+    _panel(left, records, [r.nfe for r in records], "mean NFE per example (model forwards)")
+    _panel(right, records, [r.seconds_per_example for r in records], "seconds per example (batched wall time)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path

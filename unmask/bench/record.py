@@ -1,0 +1,101 @@
+"""BenchRecord: what one decoding config measured on one task, plus the hardware and code it ran on.
+
+Definitions (STYLE.md principle 18; the same for every config of a run):
+- `nfe`: mean model forwards per example (`Completion.nfe`).
+- `tokens`: completion-only tokens, counted up to the first EOS (`len(Completion.token_ids)`).
+- `tokens_per_nfe`: total tokens / total NFE.
+- `tokens_per_s`: total tokens / `seconds`, the wall time of the timed `generate` calls (warm-up excluded).
+- `latency_p50_s` / `latency_p95_s`: per request, from the start of its batch's decode to the step at which
+  that request finished (`Completion.seconds`); with `--batch-size 1` this is a lone request's latency.
+- `peak_mem_bytes`: on CUDA, `torch.cuda.max_memory_allocated` over the timed batches (stats reset first,
+  weights included); on CPU, how much the process's peak RSS (`resource.getrusage().ru_maxrss`) grew during
+  the timed batches. Peak RSS never falls, so on CPU a config that fits in memory an earlier config already
+  touched shows 0; `extra["process_peak_rss_bytes"]` holds the absolute peak.
+- `extra`: tokens, total_nfe, batch_size, eos_fraction (rows that ended with EOS), mean_latency_s,
+  computed_per_example (positions × layers the model computed: the cache's saving), cache_bytes_mean
+  (each request's share of its batch's peak cache size), process_peak_rss_bytes (CPU only).
+"""
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class BenchRecord:
+    label: str  # e.g. "llada", "k=4", "fast-dllm t=0.9"
+    config: dict[str, Any]  # DecodeConfig.to_dict()
+    task: str
+    n: int  # examples scored
+    score: float  # mean task score in [0, 1]
+    nfe: float  # mean NFE per example
+    tokens_per_nfe: float
+    tokens_per_s: float
+    latency_p50_s: float
+    latency_p95_s: float
+    peak_mem_bytes: int
+    seconds: float  # timed wall seconds for all n examples
+    seconds_per_example: float
+    device: str
+    torch_version: str
+    git_sha: str
+    baseline: bool = False  # the re-measured reference config of this run
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated q-th percentile (q in [0, 100]) of a non-empty list."""
+    ordered = sorted(values)
+    at = (len(ordered) - 1) * q / 100
+    low = int(at)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
+
+
+@lru_cache(maxsize=1)
+def git_sha() -> str:
+    """The checkout's `git rev-parse HEAD`, or "unknown" outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def device_name(device: torch.device) -> str:
+    """"NVIDIA H100 80GB HBM3" on CUDA; "cpu: <model name> (N threads)" on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu: {_cpu_name()} ({torch.get_num_threads()} threads)"
+
+
+def max_rss_bytes() -> int:
+    """The process's peak resident set size so far (0 where `resource` is unavailable, e.g. Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux

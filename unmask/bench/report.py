@@ -1,0 +1,90 @@
+"""Bench reports: a Markdown table for people, a JSON document for machines (file + last stdout line).
+
+The JSON document (`SCHEMA` = "unmask.bench/1"):
+
+    {"schema": "unmask.bench/1",
+     "meta": {"model", "task", "split", "n", "batch_size", "seed", "device", "torch_version", "git_sha",
+              "python", "platform", "created" (UTC ISO 8601), "argv"},
+     "records": [BenchRecord.to_dict(), …]}   # fields and definitions: unmask/bench/record.py
+
+The file is indented; the stdout line is the same document, compact, on one line. NaN is never written.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unmask.bench.record import BenchRecord, device_name, git_sha
+
+SCHEMA = "unmask.bench/1"
+COLUMNS = ("config", "score", "NFE", "tokens/NFE", "tok/s", "p50 s", "p95 s", "peak mem MB")
+
+
+def run_meta(model: str, task: str, split: str, n: int, batch_size: int, seed: int,
+             device: torch.device, argv: list[str] | None = None) -> dict[str, Any]:
+    return {"model": model, "task": task, "split": split, "n": n, "batch_size": batch_size, "seed": seed,
+            "device": device_name(device), "torch_version": torch.__version__, "git_sha": git_sha(),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "argv": list(sys.argv if argv is None else argv)}
+
+
+def document(records: list[BenchRecord], meta: dict[str, Any]) -> dict[str, Any]:
+    return {"schema": SCHEMA, "meta": meta, "records": [r.to_dict() for r in records]}
+
+
+def json_line(doc: dict[str, Any]) -> str:
+    """The whole document as one compact line (the last line a bench prints on stdout)."""
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def _row(r: BenchRecord) -> list[str]:
+    label = f"{r.label} (baseline)" if r.baseline else r.label
+    return [label, f"{r.score:.3f}", f"{r.nfe:.1f}", f"{r.tokens_per_nfe:.2f}", f"{r.tokens_per_s:.1f}",
+            f"{r.latency_p50_s:.3f}", f"{r.latency_p95_s:.3f}", f"{r.peak_mem_bytes / 2**20:.1f}"]
+
+
+def markdown_table(records: list[BenchRecord]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_row(r)) + " |" for r in records]
+    return "\n".join(lines)
+
+
+def markdown_report(records: list[BenchRecord], meta: dict[str, Any]) -> str:
+    """A heading with the setup, the table, and the definitions of the columns."""
+    return "\n".join([
+        f"# unmask bench: {meta['model']} on {meta['task']}",
+        "",
+        f"{meta['n']} {meta['split']} examples, batch size {meta['batch_size']}, seed {meta['seed']}; "
+        f"{meta['device']}; torch {meta['torch_version']}; git {meta['git_sha']}; {meta['created']}.",
+        "",
+        markdown_table(records),
+        "",
+        "score: mean task score. NFE: model forwards per example. tokens: completion only, up to EOS. "
+        "tok/s: tokens / timed wall time. p50/p95: per-request latency within its batch. "
+        "peak mem: CUDA max allocated, or growth of the process peak RSS on CPU.",
+        "",
+    ])
+
+
+def file_stem(meta: dict[str, Any]) -> str:
+    """"<model dir name>-<task>", e.g. "tiny-arith-arith"."""
+    return f"{Path(str(meta['model'])).name}-{meta['task']}"
+
+
+def write_reports(records: list[BenchRecord], meta: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """Write <stem>.json and <stem>.md into `out_dir` (created); return {"json": path, "md": path}."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = file_stem(meta)
+    paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md"}
+    paths["json"].write_text(json.dumps(document(records, meta), indent=2, allow_nan=False) + "\n",
+                             encoding="utf-8")
+    paths["md"].write_text(markdown_report(records, meta), encoding="utf-8")
+    return paths
