@@ -23,7 +23,8 @@ import torch
 from unmask.bench.record import BenchRecord, device_name, git_sha
 
 SCHEMA = "unmask.bench/1"
-COLUMNS = ("config", "score", "NFE", "tokens/NFE", "tok/s", "p50 s", "p95 s", "peak mem MB")
+COLUMNS = ("config", "score", "NFE", "tokens/NFE", "pos×layers/token", "tok/s", "p50 s", "p95 s", "peak mem MB",
+           "cache KB")
 
 
 def run_meta(model: str, task: str, split: str, n: int, batch_size: int, seed: int,
@@ -46,8 +47,15 @@ def json_line(doc: dict[str, Any]) -> str:
 
 def _row(r: BenchRecord) -> list[str]:
     label = f"{r.label} (baseline)" if r.baseline else r.label
-    return [label, f"{r.score:.3f}", f"{r.nfe:.1f}", f"{r.tokens_per_nfe:.2f}", f"{r.tokens_per_s:.1f}",
-            f"{r.latency_p50_s:.3f}", f"{r.latency_p95_s:.3f}", f"{r.peak_mem_bytes / 2**20:.1f}"]
+    return [label, f"{r.score:.3f}", f"{r.nfe:.1f}", f"{r.tokens_per_nfe:.2f}", f"{computed_per_token(r):.0f}",
+            f"{r.tokens_per_s:.1f}", f"{r.latency_p50_s:.3f}", f"{r.latency_p95_s:.3f}",
+            f"{r.peak_mem_bytes / 2**20:.1f}", f"{r.extra.get('cache_bytes_mean', 0) / 1024:.0f}"]
+
+
+def computed_per_token(r: BenchRecord) -> float:
+    """Positions × layers the model computed per generated token: a hardware-independent cost."""
+    tokens = r.extra.get("tokens", 0)
+    return r.extra.get("computed_per_example", 0) * r.n / tokens if tokens else float("nan")
 
 
 def markdown_table(records: list[BenchRecord]) -> str:
@@ -68,7 +76,9 @@ def markdown_report(records: list[BenchRecord], meta: dict[str, Any]) -> str:
         "",
         "score: mean task score. NFE: model forwards per example. tokens: completion only, up to EOS. "
         "tok/s: tokens / timed wall time. p50/p95: per-request latency within its batch. "
-        "peak mem: CUDA max allocated, or growth of the process peak RSS on CPU.",
+        "peak mem: CUDA max allocated, or growth of the process peak RSS on CPU. "
+        "pos×layers/token: positions × layers the model computed per generated token (what caches save). "
+        "cache KB: mean per-request peak cache size.",
         "",
     ])
 
