@@ -29,9 +29,9 @@ def test_generate_flag_per_field(llada_dir, capsys):
 
 @pytest.mark.parametrize("argv, words", [
     (["--preset", "nope"], "unknown preset 'nope'"),
-    (["--set", "steps=abc"], "bad value for steps"),
+    (["--set", "steps=abc"], "--set steps: 'abc' is not int or none"),
     (["--set", "threshold"], "--set expects key=value"),
-    (["--set", "colour=red"], "unknown setting 'colour'"),
+    (["--set", "colour=red"], "unknown decode setting 'colour'"),
     (["--set", "gen_length=30", "--set", "block_length=8"], "multiple of block_length"),
     (["--set", "cfg_scale=1.5"], "not implemented"),
 ])

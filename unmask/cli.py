@@ -6,58 +6,17 @@ import dataclasses
 import json
 import shutil
 import sys
-import types
-import typing
 from typing import Any, Callable
 
 from unmask.config import DecodeConfig
-from unmask.errors import ConfigError, UnmaskError
+from unmask.errors import UnmaskError
 from unmask.presets import PRESETS
+from unmask.settings import parse_assignments, parse_field
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-# ---- --set key=value ------------------------------------------------------------------------------
-def _field_types() -> dict[str, tuple[type, ...]]:
-    hints = typing.get_type_hints(DecodeConfig)
-    out = {}
-    for name, hint in hints.items():
-        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-        out[name] = tuple(a for a in args)
-    return out
-
-
-def parse_value(key: str, text: str) -> Any:
-    """Turn the text of `--set key=value` into the field's type; ConfigError naming the field otherwise."""
-    kinds = _field_types().get(key)
-    if kinds is None:
-        raise ConfigError(f"unknown setting {key!r} in --set; valid: {', '.join(DecodeConfig.field_names())}")
-    if text.lower() in ("none", "null") and type(None) in kinds:
-        return None
-    for kind in kinds:
-        if kind is bool and text.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return text.lower() in ("true", "1", "yes")
-        if kind in (int, float):
-            try:
-                return kind(text)
-            except ValueError:
-                continue
-        if kind is str:
-            return text
-    names = "/".join(k.__name__ for k in kinds)
-    raise ConfigError(f"bad value for {key}: {text!r} is not a {names}")
-
-
-def parse_sets(pairs: list[str]) -> dict[str, Any]:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
-        key, text = pair.split("=", 1)
-        out[key.strip().replace("-", "_")] = parse_value(key.strip().replace("-", "_"), text.strip())
-    return out
-
-
+# ---- decode settings from flags ---------------------------------------------------------------------
 def add_decode_flags(parser: argparse.ArgumentParser) -> None:
     """--preset, --set, and one --<field> flag per DecodeConfig field (help from the field metadata)."""
     parser.add_argument("--preset", default=None, help=f"decoding recipe: {', '.join(PRESETS)} "
@@ -71,9 +30,9 @@ def add_decode_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def decode_config(args: argparse.Namespace, default_preset: str) -> DecodeConfig:
-    overrides = {f.name: parse_value(f.name, getattr(args, "field_" + f.name))
+    overrides = {f.name: parse_field(f.name, getattr(args, "field_" + f.name), "--" + f.name.replace("_", "-"))
                  for f in dataclasses.fields(DecodeConfig) if getattr(args, "field_" + f.name) is not None}
-    overrides.update(parse_sets(args.set))
+    overrides.update(parse_assignments(args.set))
     return DecodeConfig.preset(args.preset or default_preset, **overrides)
 
 
