@@ -35,7 +35,7 @@ class DecodeConfig:
     top_p: float | None = knob(None, "nucleus filter before sampling, in (0, 1]")
     top_k: int | None = knob(None, "keep the k most likely tokens before sampling")
     remask: str = knob("none", "remask rule: none")
-    cache: str = knob("none", "cache: none | prefix | dual | delayed | vicinity (and others registered in CACHES)")
+    cache: str = knob("none", "cache: none | prefix | dual | delayed | vicinity | feature | d2 | elastic")
     # caches: prefix / dual / delayed / vicinity
     cache_update_freq: int | None = knob(None, "prefix/dual/vicinity: also refresh every row's K/V every this many "
                                          "steps (dInfer); None = only at block starts (Fast-dLLM)")
