@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from unmask.errors import ConfigError
+from unmask.models.cache_view import FullView
 
 
 def block_size(attention: str) -> int | None:
@@ -43,23 +44,11 @@ def attention_mask(key_mask: Tensor, queries: Tensor | None, attention: str) -> 
     return keys & causal[:, None]
 
 
-class MaskView:
+class MaskView(FullView):
     """No cache, any attention pattern: attend over exactly the computed positions under a fixed mask."""
 
     def __init__(self, mask: Tensor) -> None:
         self.mask = mask  # (B, 1, Q or 1, L) bool
-
-    def layer(self, index: int) -> "MaskView":
-        return self
-
-    def attend_kv(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        return k, v, self.mask
-
-    def attn_out(self, out: Tensor) -> Tensor:
-        return out
-
-    def ffn_out(self, out: Tensor) -> Tensor:
-        return out
 
 
 class KVStore:
