@@ -29,11 +29,14 @@ def add_decode_flags(parser: argparse.ArgumentParser) -> None:
                            metavar="V", help=f.metadata.get("help"))
 
 
-def decode_config(args: argparse.Namespace, default_preset: str) -> DecodeConfig:
+def decode_config(args: argparse.Namespace, llm: Any) -> DecodeConfig:
+    """--preset (or the model's own defaults), then per-field flags, then --set."""
     overrides = {f.name: parse_field(f.name, getattr(args, "field_" + f.name), "--" + f.name.replace("_", "-"))
                  for f in dataclasses.fields(DecodeConfig) if getattr(args, "field_" + f.name) is not None}
     overrides.update(parse_assignments(args.set))
-    return DecodeConfig.preset(args.preset or default_preset, **overrides)
+    if args.preset is None:
+        return llm.default_config(**overrides)
+    return DecodeConfig.preset(args.preset, **overrides)
 
 
 # ---- generate ---------------------------------------------------------------------------------------
@@ -60,7 +63,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from unmask.engine.llm import LLM
 
     llm = LLM(args.model, device=args.device, dtype=args.dtype)
-    config = decode_config(args, llm.spec.default_preset)
+    config = decode_config(args, llm)
     live = None if args.json or not sys.stderr.isatty() else CanvasView(llm, len(args.prompt))
     completions = llm.generate(list(args.prompt), config, chat=args.chat, on_step=live)
     for prompt, c in zip(args.prompt, completions):

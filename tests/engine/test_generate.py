@@ -98,3 +98,24 @@ def test_logits_shape_and_shift(llm):
         assert torch.equal(logits[:, 1:], raw[:, :-1]) and torch.equal(logits[:, 0], raw[:, 0])
     else:
         assert torch.equal(logits, raw)
+
+
+def test_checkpoint_decode_defaults(tmp_path):
+    import json
+    import shutil
+
+    from conftest import write_tiny_model
+    from unmask.errors import CheckpointError
+
+    path = write_tiny_model(tmp_path / "m")
+    (path / "unmask_decode.json").write_text(json.dumps({"gen_length": 16, "steps": 16, "block_length": 8}))
+    llm = LLM(str(path))
+    assert llm.default_config().gen_length == 16
+    assert llm.generate([[5, 6]])[0].nfe <= 16
+    (path / "unmask_decode.json").write_text(json.dumps({"colour": 1}))
+    with pytest.raises(Exception, match="colour"):
+        LLM(str(path))
+    (path / "unmask_decode.json").write_text("{")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        LLM(str(path))
+    shutil.rmtree(path)

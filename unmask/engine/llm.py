@@ -1,6 +1,7 @@
 """LLM: the facade. Resolve and load a model, turn prompts into a batch, denoise it, return Completions."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from unmask.decoding import DecodeState
 from unmask.engine.api import Completion, FinishReason
 from unmask.engine.build import build_parts
 from unmask.engine.generate import StepCallback, denoise
-from unmask.errors import ConfigError, RequestError
+from unmask.errors import CheckpointError, ConfigError, RequestError
 from unmask.models.cache_view import FullView, positions_from_mask
 from unmask.models.loader import load_model
 from unmask.models.resolve import resolve_model
@@ -46,6 +47,21 @@ def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.d
     return DTYPES[dtype]
 
 
+DECODE_DEFAULTS = "unmask_decode.json"  # optional decode settings a checkpoint ships (e.g. its gen_length)
+
+
+def read_decode_defaults(path: Path) -> dict:
+    file = path / DECODE_DEFAULTS
+    if not file.is_file():
+        return {}
+    try:
+        values = json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{file} is not valid JSON: {e}") from None
+    DecodeConfig.from_dict(values)  # unknown or invalid settings fail here, naming the field
+    return values
+
+
 class LLM:
     """A diffusion language model ready to generate: `LLM("tiny-arith").generate(["2+2="])`."""
 
@@ -58,6 +74,11 @@ class LLM:
         vocab = self.model.cfg.vocab_size
         stops = tuple(i for i in self.tokenizer.stop_ids() if i < vocab and i != spec.mask_id)
         self.spec = replace(spec, eos_ids=tuple(sorted(set(spec.eos_ids) | set(stops))))
+        self.decode_defaults = read_decode_defaults(self.path)
+
+    def default_config(self, **overrides: object) -> DecodeConfig:
+        """The model's own preset, with the checkpoint's `unmask_decode.json` settings and then `overrides`."""
+        return DecodeConfig.preset(self.spec.default_preset, **{**self.decode_defaults, **overrides})
 
     # ---- prompts -> batch -------------------------------------------------------------------------
     def encode(self, prompts: Sequence[str] | Sequence[Sequence[int]], chat: bool = False) -> list[list[int]]:
@@ -100,7 +121,7 @@ class LLM:
     def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], config: DecodeConfig | None = None,
                  chat: bool = False, on_step: StepCallback | None = None) -> list[Completion]:
         """Denoise every prompt in one batch; each row gets the tokens it would get alone."""
-        config = config or DecodeConfig.preset(self.spec.default_preset)
+        config = config or self.default_config()
         ids = self.encode(prompts, chat)
         canvas = self.canvas(ids, config.gen_length)
         state = DecodeState.start(len(ids), config.gen_length, self.spec.mask_id, self.spec.eos_ids, self.device)
