@@ -113,7 +113,6 @@ class D2Cache(Cache):
         self.selected: Tensor | None = None      # (B, L) bool: next step's positions
         self.width = 0                           # host: S of the next step
         self.attention: list[Tensor] = []        # per layer (B, S, L) head-mean probabilities
-        self.scores: Tensor | None = None
 
     def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:
         self.dims, self.window, self.attention = (canvas.prompt_length, canvas.logit_shift), window, []
@@ -125,9 +124,6 @@ class D2Cache(Cache):
         logits_at, predicts = predictions(self.compute, self.write, canvas, state)
         view = AttentionKVView(self, self.store, self.compute, self.write, canvas.key_mask[:, None, None, :])
         return Plan(compute=self.compute, logits_at=logits_at, predicts=predicts, view=view)
-
-    def observe_scores(self, scores: Tensor) -> None:
-        self.scores = scores                      # (B, G), -inf where nothing was predicted
 
     def count(self, plan: Plan, state: DecodeState, n_layers: int, canvas_length: int) -> None:
         super().count(plan, state, n_layers, canvas_length)
@@ -147,11 +143,10 @@ class D2Cache(Cache):
             u = u + torch.einsum("bs,bsl->bl", coeff, attn.float()) - torch.zeros_like(u).scatter_add(1, compute, coeff)
         return u
 
-    def update(self, plan: Plan, state: DecodeState) -> None:
+    def update(self, plan: Plan, state: DecodeState, scores: Tensor) -> None:
         P, shift = self.dims
         B, G = state.tokens.shape
         L, device = P + G, state.tokens.device
-        scores = self.scores if self.scores is not None else torch.zeros(B, G, device=device)
         conf = torch.where(scores <= 0, scores.exp(), scores).float()             # neg-entropy → (0, 1]
         fresh = torch.isfinite(scores)
         self.conf = torch.where(fresh, conf, self.conf if self.conf is not None else torch.zeros_like(conf))

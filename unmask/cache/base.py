@@ -31,11 +31,9 @@ class Cache(ABC):
     def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:
         """Plan the next forward. window: (B, G) bool, the positions that may be committed this step."""
 
-    def update(self, plan: Plan, state: DecodeState) -> None:
-        """Called after the step's commits were applied to `state`."""
-
-    def observe_scores(self, scores: Tensor) -> None:
-        """This step's scores (B, G) (-inf where no logits), just before `update`; d2Cache ranks masks by them."""
+    def update(self, plan: Plan, state: DecodeState, scores: Tensor) -> None:
+        """Called after the step's commits were applied to `state`. scores: this step's (B, G) scores,
+        -inf where the forward gave no logits (d2Cache ranks masked positions by them)."""
 
     def reset(self, rows: Tensor | None = None) -> None:
         """Forget everything (rows=None) or the given rows' entries."""

@@ -66,7 +66,7 @@ class DelayedCache(Cache):
         return Plan(compute=compute, logits_at=torch.arange(g.shape[1], device=g.device).expand_as(g),
                     predicts=g, view=view)
 
-    def update(self, plan: Plan, state: DecodeState) -> None:
+    def update(self, plan: Plan, state: DecodeState, scores: Tensor) -> None:
         """Positions computed with a decoded (or prompt) token as input now hold stable K/V."""
         compute, write, input_masked = self.pending                         # input_masked: (B, L) at plan time
         if compute is None:

@@ -197,7 +197,7 @@ class ElasticCache(Cache):
         scores = (q.float() @ k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5
         return scores.masked_fill(~self.key_mask[:, None, None, :], float("-inf")).softmax(-1)
 
-    def update(self, plan: Plan, state: DecodeState) -> None:
+    def update(self, plan: Plan, state: DecodeState, scores: Tensor) -> None:
         n, B = self.n_layers, state.tokens.shape[0]
         ones = torch.ones(B, device=state.tokens.device)
         sims = torch.stack([self.sims.get(i, ones) for i in range(n)])                 # (n, B)

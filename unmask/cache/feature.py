@@ -165,7 +165,7 @@ class FeatureCache(Cache):
         self.step_costs.append(full * q + (n_layers - full) * self.width)
         self.peak_bytes = max(self.peak_bytes, self.nbytes())
 
-    def update(self, plan: Plan, state: DecodeState) -> None:
+    def update(self, plan: Plan, state: DecodeState, scores: Tensor) -> None:
         for a in self.ages or []:
             a[0] += 1
             a[1] += 1

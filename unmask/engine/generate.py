@@ -58,8 +58,7 @@ def denoise(model: nn.Module, canvas: Canvas, state: DecodeState, parts: DecodeP
         commit = parts.commit.select(scores, candidates, state)
         remask = parts.remask.select(scores, state)
         state.apply(commit, proposed, remask)
-        parts.cache.observe_scores(scores)                                          # d2Cache's confidences
-        parts.cache.update(plan, state)
+        parts.cache.update(plan, state, scores)
         state.update_finished(parts.stop_at_eos)
         finished = host_sync(state, parts.cache)                                     # the one host sync
         if on_step is not None:

@@ -9,7 +9,7 @@ here = gen_length for every row), then averaged over the batch:
 
 t is drawn stratified over the batch (t_b = (π_b + u_b)/B for a random permutation π), an unbiased
 low-variance variant of i.i.d. U(0, 1) draws. Training: AdamW, linear warm-up then cosine decay, gradient
-clipping, fp32 on CPU / bf16 autocast on CUDA; every random draw depends only on (seed, step), so a
+clipping, fp32 on CPU / bf16 autocast on CUDA by default (`dtype=bf16` forces autocast on CPU too); every random draw depends only on (seed, step), so a
 resumed run continues the uninterrupted one.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ class TrainConfig:
     mask_eps: float = knob(1e-3, "floor of the masking probability: p = (1 - eps)·t + eps")
     seed: int = knob(0, "seed of the initialisation, data order and masks (the task data uses task seed 0)")
     device: str = knob("auto", "auto | cpu | cuda")
-    dtype: str = knob("auto", "auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16")
+    dtype: str = knob("auto", "auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 (autocast on any device)")
     threads: int = knob(0, "torch CPU threads (0 = torch's default)")
     eval_every: int = knob(0, "evaluate every N steps (0 = only at the end)")
     eval_n: int = knob(200, "test problems per evaluation (0 = no evaluation)")
@@ -177,7 +177,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
                           else "cpu" if cfg.device == "auto" else cfg.device)
-    autocast = device.type == "cuda" and cfg.dtype in ("auto", "bf16")
+    autocast = cfg.dtype == "bf16" or (cfg.dtype == "auto" and device.type == "cuda")
     run = checkpoint.RunSetup.build(cfg)
     model, opt, start, wall0 = run.model.to(device), make_optimizer(run.model, cfg), 0, 0.0
     if cfg.resume and checkpoint.has_state(cfg.out):
