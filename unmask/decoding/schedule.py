@@ -14,16 +14,8 @@ class Schedule(ABC):
     """Divides the generation region into windows that are decoded one after another, per row."""
 
     @abstractmethod
-    def window_index(self, state: DecodeState) -> Tensor:
-        """(B,) long: the index of each row's current window."""
-
-    @abstractmethod
-    def window(self, state: DecodeState) -> Tensor:
-        """(B, G) bool: the positions of each row's current window."""
-
-    @abstractmethod
-    def window_bounds(self, state: DecodeState) -> tuple[Tensor, Tensor]:
-        """((B,), (B,)) long: start and end (exclusive) of each row's window, as generated-region indices."""
+    def current(self, state: DecodeState) -> tuple[Tensor, Tensor]:
+        """Each row's current window: (index (B,) long, positions (B, G) bool)."""
 
 
 SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
@@ -33,25 +25,19 @@ SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
 class BlockSchedule(Schedule):
     """Semi-autoregressive blocks (LLaDA, Fast-dLLM): a row works on the first block that still has a mask.
 
-    With block_length == gen_length this is the full-sequence schedule.
+    With block_length == gen_length this is the full-sequence schedule. A row with no mask left stays on
+    its last block.
     """
 
     def __init__(self, block_length: int) -> None:
         self.block_length = block_length
 
-    def window_index(self, state: DecodeState) -> Tensor:
+    def current(self, state: DecodeState) -> tuple[Tensor, Tensor]:
         G = state.gen_length
         idx = torch.arange(G, device=state.tokens.device)
-        first_masked = torch.where(state.is_masked, idx, G).min(-1).values  # (B,)
-        return first_masked.clamp(max=G - 1) // self.block_length
-
-    def window(self, state: DecodeState) -> Tensor:
-        idx = torch.arange(state.gen_length, device=state.tokens.device)
-        return (idx // self.block_length)[None, :] == self.window_index(state)[:, None]
-
-    def window_bounds(self, state: DecodeState) -> tuple[Tensor, Tensor]:
-        start = self.window_index(state) * self.block_length
-        return start, (start + self.block_length).clamp(max=state.gen_length)
+        first_masked = torch.where(state.is_masked, idx, G).min(-1).values          # (B,)
+        index = first_masked.clamp(max=G - 1) // self.block_length                   # (B,)
+        return index, (idx // self.block_length)[None, :] == index[:, None]
 
 
 @SCHEDULES.register("full")

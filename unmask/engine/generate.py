@@ -43,8 +43,8 @@ def denoise(model: nn.Module, canvas: Canvas, state: DecodeState, parts: DecodeP
     """Unmask `state` until every row is finished. on_step(state, finished_cpu) runs after each step."""
     max_steps = 4 * state.gen_length + 8  # each step commits ≥ 1 per active row; this only guards remasking
     for _ in range(max_steps):
-        window = parts.schedule.window(state)                                          # (B, G) bool
-        state.open_windows(parts.schedule.window_index(state), window)
+        window_index, window = parts.schedule.current(state)                           # (B,), (B, G) bool
+        state.open_windows(window_index, window)
         plan = parts.cache.plan(canvas, state, window)
         logits = forward(model, canvas, state, plan)                                   # (B, N, V): one NFE
         parts.cache.count(plan, state, len(model.layers), canvas.key_mask.shape[1])
