@@ -613,6 +613,7 @@ def reference_llada_forward(path: str | Path, *, dtype: Optional[torch.dtype] = 
     ``rope_full_precision`` (the 8B default) and cast back; GQA by ``repeat_interleave``; full bidirectional SDPA
     (scale 1/sqrt(head_dim), no mask); head ``model.transformer.ff_out`` or, with ``weight_tying``, ``wte``.
     Returns raw (unshifted) logits (B, L, embedding_size) in the weights' dtype (``dtype`` casts them first).
+    The returned function also takes Fast-dLLM's KV-cache arguments (``kv``, ``start``; see its docstring).
     Keys missing from config.json take ``ModelConfig``'s defaults (note: ``weight_tying`` defaults to True there).
 
     Not supported (NotImplementedError): ``include_bias``, ``bias_for_layer_norm``, ``scale_logits``,
@@ -650,17 +651,28 @@ def reference_llada_forward(path: str | Path, *, dtype: Optional[torch.dtype] = 
     wte = W["model.transformer.wte.weight"]
     head = wte if cfg["weight_tying"] else W["model.transformer.ff_out.weight"]
 
-    def rope(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def rope(q: torch.Tensor, k: torch.Tensor, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys at positions [0, len(k)), queries at [start, start + len(q))."""
         q_, k_ = (q.float(), k.float()) if full_precision_rope else (q, k)
         ang = _rope_angles(k_.shape[-2], head_dim, theta, q.device)
         sin, cos = ang.sin().type_as(q_), ang.cos().type_as(q_)
-        q_ = ((q_ * cos) + (_rotate_half(q_) * sin)).to(q_.dtype)
+        qs = slice(start, start + q_.shape[-2])
+        q_ = ((q_ * cos[qs]) + (_rotate_half(q_) * sin[qs])).to(q_.dtype)
         k_ = ((k_ * cos) + (_rotate_half(k_) * sin)).to(k_.dtype)
         return q_.type_as(q), k_.type_as(k)
 
     @torch.no_grad()
-    def forward(input_ids: torch.Tensor) -> torch.Tensor:
+    def forward(input_ids: torch.Tensor, kv: Optional[list] = None, start: int = 0) -> torch.Tensor:
+        """Logits (B, T, V) of input_ids; ``kv`` is Fast-dLLM's ``past_key_values`` (pre-RoPE K/V per layer).
+
+        ``kv=None``: plain forward. ``kv=[]``: full forward that appends each layer's (K, V) (B, n_kv, T, d).
+        A filled ``kv``: input_ids are the tokens at positions [start, start + T); per layer their fresh K/V
+        replace the cached ones there (appending past the cache's end, as ``torch.cat`` with ``past_key_values``)
+        and are stored back into ``kv`` (as ``replace_position``'s in-place write); queries attend to every cached
+        key, keys take RoPE at [0, len(K)) and queries at [start, start + T).
+        """
         batch, seq = input_ids.shape
+        fill = kv is not None and not kv
         x = F.embedding(input_ids, wte)
         for i in range(n_layers):
             p = f"model.transformer.blocks.{i}."
@@ -671,7 +683,14 @@ def reference_llada_forward(path: str | Path, *, dtype: Optional[torch.dtype] = 
             q = q.view(batch, seq, n_heads, head_dim).transpose(1, 2)
             k = k.view(batch, seq, n_kv, head_dim).transpose(1, 2)
             v = v.view(batch, seq, n_kv, head_dim).transpose(1, 2)
-            q, k = rope(q, k)
+            if fill:
+                kv.append((k, v))
+            elif kv is not None:
+                K, V = kv[i]
+                k = torch.cat([K[:, :, :start], k, K[:, :, start + seq:]], dim=2)
+                v = torch.cat([V[:, :, :start], v, V[:, :, start + seq:]], dim=2)
+                kv[i] = (k, v)
+            q, k = rope(q, k, start)
             if n_kv != n_heads:
                 k = k.repeat_interleave(n_heads // n_kv, dim=1, output_size=n_heads)
                 v = v.repeat_interleave(n_heads // n_kv, dim=1, output_size=n_heads)
