@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from unmask.bench.tasks import TASKS, Example, get_task
-from unmask.bench.tasks.arith import MAX_ANSWER_CHARS, MAX_QUESTION_CHARS, ArithTask, max_answer_chars
+from unmask.bench.tasks.arith import MAX_ANSWER_CHARS, MAX_QUESTION_CHARS, MAX_VALUE, ArithTask, max_answer_chars
 from unmask.bench.tasks.jsonl import JsonlTask
 from unmask.errors import ConfigError
 
@@ -70,13 +70,14 @@ def check_worked_answer(example: Example) -> None:
     body, final = example.answer.split(" #### ")
     steps = STEP.findall(body)
     assert 1 <= len(steps) <= 3 and " ".join(f"{a}{op}{b}={c}." for a, op, b, c in steps) == body
+    assert all(len(number) == 2 for step in steps for number in (step[0], step[2], step[3]))
     value = int(steps[0][0])
     assert f" {value} " in example.question
     for a, op, b, c in steps:
         assert int(a) == value
-        assert b in ("2", "3") if op == "*" else re.search(rf"\b{b}\b", example.question)
+        assert b in ("02", "03") if op == "*" else re.search(rf"\b{int(b)}\b", example.question)
         value = {"+": value + int(b), "-": value - int(b), "*": value * int(b)}[op]
-        assert value == int(c) and 0 < value < 1000
+        assert value == int(c) and 0 < value <= MAX_VALUE
     assert final == example.target == str(value)
 
 

@@ -144,6 +144,21 @@ def test_resume_refuses_a_different_model(tmp_path) -> None:
         train(small_config(str(tmp_path), steps=3, d_model=32, resume=True))
 
 
+def test_init_from_starts_at_another_runs_weights(tmp_path) -> None:
+    train(small_config(str(tmp_path / "first"), steps=2))
+    trained, _ = load_model(tmp_path / "first")
+    fresh = checkpoint.RunSetup.build(small_config(str(tmp_path / "second"), seed=3)).model
+    warm = checkpoint.RunSetup.build(small_config(str(tmp_path / "second"), seed=3,
+                                                  init_from=str(tmp_path / "first"))).model
+    for (name, p), (_, q) in zip(trained.named_parameters(), warm.named_parameters()):
+        assert torch.equal(p, q), name
+    assert not torch.equal(warm.embed.weight, fresh.embed.weight)
+    with pytest.raises(ConfigError, match="a different model.*d_model"):
+        checkpoint.RunSetup.build(small_config(str(tmp_path / "third"), d_model=32, init_from=str(tmp_path / "first")))
+    with pytest.raises(ConfigError, match="need config.json"):
+        checkpoint.RunSetup.build(small_config(str(tmp_path / "third"), init_from=str(tmp_path / "nowhere")))
+
+
 def test_cli_flags_come_from_the_dataclass() -> None:
     import argparse
 

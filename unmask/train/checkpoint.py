@@ -81,7 +81,30 @@ class RunSetup:
         arch, _, names = parse_config(config_json)
         model = DecoderLM(arch)
         init_weights(model, cfg.seed)
+        if cfg.init_from:
+            load_weights(model, names, cfg.init_from, config_json)
         return cls(task, pairs, config_json, names, model)
+
+
+def load_weights(model: DecoderLM, names: dict[str, str], source: str | Path, config_json: dict[str, Any]) -> None:
+    """Copy the weights of the checkpoint in `source` into `model`; its config.json must describe the same model."""
+    source = Path(source)
+    if not (source / "config.json").is_file() or not (source / "model.safetensors").is_file():
+        raise ConfigError(f"init_from {source}: need config.json and model.safetensors there")
+    theirs = json.loads((source / "config.json").read_text())
+    keys = ("d_model", "n_heads", "n_kv_heads", "n_layers", "mlp_hidden_size", "vocab_size", "embedding_size",
+            "weight_tying", "mask_token_id")
+    differ = [f"{k} {theirs.get(k)!r} != {config_json[k]!r}" for k in keys if theirs.get(k) != config_json[k]]
+    if differ:
+        raise ConfigError(f"init_from {source}: a different model ({'; '.join(differ)})")
+    weights = load_file(str(source / "model.safetensors"))
+    missing = sorted(set(names) - set(weights))
+    if missing:
+        raise ConfigError(f"init_from {source}: missing tensors {', '.join(missing[:5])}")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, ours in names.items():
+            params[ours].copy_(weights[name])
 
 
 def has_state(out: str | Path) -> bool:

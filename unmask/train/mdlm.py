@@ -66,6 +66,8 @@ class TrainConfig:
     save_every: int = knob(500, "write a resumable checkpoint every N steps (0 = only at the end)")
     log_every: int = knob(10, "progress-bar / log refresh interval in steps")
     resume: bool = knob(False, "continue from the train state in `out` when there is one")
+    init_from: str | None = knob(None, "start from this checkpoint directory's weights (same architecture; "
+                                       "fresh optimizer and schedule; ignored when --resume finds a state)")
 
     def __post_init__(self) -> None:
         positive = ("train_size", "d_model", "n_layers", "n_heads", "ffn_hidden", "max_seq_len", "steps",

@@ -4,8 +4,12 @@ Sized for a tiny character-level model: questions of at most MAX_QUESTION_CHARS 
 of at most MAX_ANSWER_CHARS, operands of one or two digits, every value in [1, MAX_VALUE], and the
 alphabet letters, digits, space and `.,?+-*=#`. Example:
 
-    question: "Ann has 23 pens. She buys 45 more and gives away 12. How many pens now?"
-    answer:   "23+45=68. 68-12=56. #### 56"
+    question: "Ann has 23 pens. She buys 5 more and gives away 12. How many pens now?"
+    answer:   "23+05=28. 28-12=16. #### 16"
+
+The worked steps write every number with two digits (a scratchpad convention: each digit of a step sits
+at a fixed offset from its `+`, `-`, `*` and `=`, which is what lets a small model learn the carries); the
+final answer after `####` is the plain number.
 
 Each step's left operand is the previous step's result, so the final answer depends on tokens
 generated earlier: committing many answer tokens in one parallel step tends to break it.
@@ -19,7 +23,7 @@ from unmask.errors import ConfigError
 
 MAX_QUESTION_CHARS = 90
 MAX_ANSWER_CHARS = 40
-MAX_VALUE = 150
+MAX_VALUE = 99
 MAX_STEPS = 3
 
 NAMES = (("Ann", "she"), ("Bob", "he"), ("Sam", "he"), ("Eve", "she"),
@@ -39,19 +43,24 @@ def max_answer_chars() -> int:
     return MAX_ANSWER_CHARS
 
 
+def worked(left: int, op: str, right: int, result: int) -> str:
+    """One worked step, every number with two digits: worked(5, "+", 12, 17) == "05+12=17."."""
+    return f"{left:02d}{op}{right:02d}={result:02d}."
+
+
 def draw_step(rng: random.Random, value: int) -> tuple[str, str, int] | None:
     """One operation on `value`: (phrase, worked step, new value), or None if the draw does not fit."""
     op = rng.choices("+-*", weights=(4, 4, 2))[0]
     if op == "+" and value < MAX_VALUE:
         n = rng.randint(1, min(40, MAX_VALUE - value))
-        return rng.choice(ADD).format(n=n), f"{value}+{n}={value + n}.", value + n
+        return rng.choice(ADD).format(n=n), worked(value, "+", n, value + n), value + n
     if op == "-" and value > 1:
         n = rng.randint(1, min(40, value - 1))
-        return rng.choice(SUB).format(n=n), f"{value}-{n}={value - n}.", value - n
+        return rng.choice(SUB).format(n=n), worked(value, "-", n, value - n), value - n
     if op == "*":
         k = rng.choice(tuple(MUL))
         if value * k <= MAX_VALUE:
-            return MUL[k], f"{value}*{k}={value * k}.", value * k
+            return MUL[k], worked(value, "*", k, value * k), value * k
     return None
 
 
