@@ -41,6 +41,30 @@ def accuracy_rows(ev: dict[str, Any]) -> list[str]:
     return rows
 
 
+NOTES = "card_notes.md"  # optional hand-written notes in the run directory, appended to the card
+
+
+def dtype_used(cfg: Any) -> str:
+    bf16 = cfg.dtype == "bf16" or (cfg.dtype == "auto" and torch.cuda.is_available())
+    return "bf16 autocast" if bf16 else "fp32"
+
+
+def lineage(cfg: Any) -> list[str]:
+    """The run that `--init-from` started from: its steps, wall time and commands (if it was an unmask run)."""
+    if not cfg.init_from:
+        return []
+    import json
+
+    src = Path(cfg.init_from)
+    state = src / "train_state" / "state.json"
+    meta = json.loads(state.read_text()) if state.is_file() else {}
+    done = f"{meta['step']} steps, {meta.get('wall_s', 0) / 60:.1f} min" if meta else "not an unmask train run"
+    commands = (src / "commands.txt").read_text().strip() if (src / "commands.txt").is_file() else "(not recorded)"
+    return ["## Initialisation", "",
+            f"The weights started from `{src}` ({done}), made by these invocations:", "",
+            "```", commands, "```", ""]
+
+
 def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
     out = Path(cfg.out)
     ev = stats.get("eval", {})
@@ -50,11 +74,12 @@ def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
         f"# {out.name}", "",
         f"A LLaDA-architecture masked-diffusion model (bidirectional, {cfg.n_layers} layers, d_model {cfg.d_model}, "
         f"{cfg.n_heads} heads, SwiGLU {cfg.ffn_hidden}; {n_params(out):,} parameters, {size / 2**20:.1f} MiB fp32 "
-        f"safetensors) trained from scratch by `unmask train` with the LLaDA SFT objective (arXiv 2502.09992) on "
+        f"safetensors) trained {'further' if cfg.init_from else 'from scratch'} by `unmask train` with the LLaDA SFT objective (arXiv 2502.09992) on "
         f"the built-in `{cfg.task}` task, character tokenizer (pad 0, eos 1, mask 2).", "",
         "## Reproduce", "", "Every invocation on the run directory, in order (a `--resume` continues the same "
         "data order and masks; a changed `--steps` re-times the cosine schedule from that step on):", "",
         "```", command, "```", "",
+        *lineage(cfg),
         "## Training", "",
         f"- data: `get_task({cfg.task!r}, size={{'train': {cfg.train_size}, 'test': 500}}{task_knobs})`, task seed 0, "
         f"train split ({cfg.train_size} distinct problems; the test split never shares a question with it)",
@@ -67,13 +92,14 @@ def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
         f"- final loss (mean of the last 50 steps): {stats.get('loss', float('nan')):.4f}",
         f"- throughput: {stats.get('tokens_per_s', 0):.0f} tokens/s (prompt + answer tokens); "
         f"wall time {stats.get('wall_s', 0) / 60:.1f} min",
-        f"- hardware: {hardware(cfg.threads)}; torch {torch.__version__}; dtype "
-        f"{'bf16 autocast' if torch.cuda.is_available() and cfg.dtype != 'fp32' else 'fp32'}", "",
+        f"- hardware: {hardware(cfg.threads)}; torch {torch.__version__}; dtype {dtype_used(cfg)}", "",
         f"## Test accuracy ({ev.get('n', 0)} unseen test problems, gen_length 48)", "",
         *accuracy_rows(ev), "",
         "Measured with `python -m unmask.train.evaluate <dir> --task "
         f"{cfg.task} --n {ev.get('n', 0)} --block-length {cfg.eval_block_length}`.", "",
     ]
+    if (out / NOTES).is_file():
+        lines += ["## Notes", "", (out / NOTES).read_text().strip(), ""]
     path = out / "README.md"
     path.write_text("\n".join(lines))
     return path
