@@ -77,6 +77,25 @@ def test_noise_never_masks_prompt_or_padding() -> None:
     assert sorted((t * 16).floor().long().tolist()) == list(range(16))
 
 
+def test_prefix_conditioning_keeps_a_clean_answer_prefix() -> None:
+    pairs = [([5, 6], [8, 9, 10, 11, EOS_ID, EOS_ID]), ([7], [12, 13, EOS_ID, EOS_ID, EOS_ID, EOS_ID])]
+    batch = collate(pairs * 32)
+    start = batch.input_ids.shape[1] - 6
+    ones = torch.ones(64)
+    plain = noise_batch(batch, torch.Generator().manual_seed(2), t=ones)
+    assert plain[1][:, start:].all()  # t = 1: the whole answer is masked
+    noisy, masked, _ = noise_batch(batch, torch.Generator().manual_seed(2), t=ones, prefix_prob=1.0)
+    cuts = (~masked[:, start:]).sum(-1)  # every row: a clean prefix of `cut` answer tokens, then all masked
+    assert torch.equal(masked[:, start:], torch.arange(6)[None, :] >= cuts[:, None])
+    assert (cuts[0::2] <= 4).all() and (cuts[1::2] <= 2).all()  # never past the answer into its EOS padding
+    assert len(set(cuts[0::2].tolist())) == 5 and len(set(cuts[1::2].tolist())) == 3  # every cut 0..length occurs
+    assert torch.equal(noisy[~masked], batch.input_ids[~masked])
+    half = noise_batch(batch, torch.Generator().manual_seed(3), t=ones, prefix_prob=0.5)[1][:, start:]
+    assert 10 < int(half.all(-1).sum()) < 54  # about half the rows keep no prefix (plus the cut-0 draws)
+    same = noise_batch(batch, torch.Generator().manual_seed(4), prefix_prob=0.0)
+    assert torch.equal(same[1], noise_batch(batch, torch.Generator().manual_seed(4))[1])
+
+
 def test_few_cpu_steps_reduce_loss() -> None:
     model, batch = DecoderLM(tiny_model().cfg), collate(PAIRS * 4)
     checkpoint.init_weights(model, 0)

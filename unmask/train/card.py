@@ -51,18 +51,20 @@ def dtype_used(cfg: Any) -> str:
 
 def lineage(cfg: Any) -> list[str]:
     """The run that `--init-from` started from: its steps, wall time and commands (if it was an unmask run)."""
-    if not cfg.init_from:
-        return []
     import json
 
-    src = Path(cfg.init_from)
-    state = src / "train_state" / "state.json"
-    meta = json.loads(state.read_text()) if state.is_file() else {}
-    done = f"{meta['step']} steps, {meta.get('wall_s', 0) / 60:.1f} min" if meta else "not an unmask train run"
-    commands = (src / "commands.txt").read_text().strip() if (src / "commands.txt").is_file() else "(not recorded)"
-    return ["## Initialisation", "",
-            f"The weights started from `{src}` ({done}), made by these invocations:", "",
-            "```", commands, "```", ""]
+    lines, source, seen = [], cfg.init_from, set()
+    while source and source not in seen:  # follow the chain: a run may itself have started from another
+        seen.add(source)
+        src = Path(source)
+        state = src / "train_state" / "state.json"
+        meta = json.loads(state.read_text()) if state.is_file() else {}
+        done = f"{meta['step']} steps, {meta.get('wall_s', 0) / 60:.1f} min" if meta else "not an unmask train run"
+        commands = (src / "commands.txt").read_text().strip() if (src / "commands.txt").is_file() else "(not recorded)"
+        lines += [f"{'The weights started' if not lines else 'That run started'} from `{src}` ({done}), made by "
+                  "these invocations:", "", "```", commands, "```", ""]
+        source = meta.get("config", {}).get("init_from")
+    return ["## Initialisation", "", *lines] if lines else []
 
 
 def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
@@ -88,7 +90,9 @@ def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
         f"{cfg.warmup} warm-up steps then cosine to {cfg.lr * cfg.min_lr_ratio:g}, weight decay {cfg.weight_decay}, "
         f"grad clip {cfg.grad_clip}",
         f"- objective: t ~ stratified U(0,1), p = (1-{cfg.mask_eps})t + {cfg.mask_eps}, answer + EOS padding masked "
-        f"with probability p, CE/p summed per row ÷ answer length, mean over the batch",
+        f"with probability p, CE/p summed per row ÷ answer length, mean over the batch"
+        + (f"; answer-prefix conditioning on {getattr(cfg, 'prefix_prob', 0):.0%} of rows (a clean answer prefix "
+           "of random length joins the prompt)" if getattr(cfg, "prefix_prob", 0) else ""),
         f"- final loss (mean of the last 50 steps): {stats.get('loss', float('nan')):.4f}",
         f"- throughput: {stats.get('tokens_per_s', 0):.0f} tokens/s (prompt + answer tokens); "
         f"wall time {stats.get('wall_s', 0) / 60:.1f} min",

@@ -7,6 +7,14 @@ here = gen_length for every row), then averaged over the batch:
 
     loss = 1/B · Σ_b 1/len_b · Σ_{i masked in b} CE(logits_bi, x_bi) / p_b
 
+Answer-prefix conditioning (`prefix_prob`, off by default): a row is, with that probability, turned into the
+SFT pair (prompt + answer[:c], answer[c:]) for a cut c ~ U{0, …, answer length without its EOS padding}: the
+first c answer tokens join the prompt (never masked) and the objective above applies to the rest. Every such
+pair is itself a valid conditional example, so the loss stays the LLaDA SFT objective on an augmented data
+set. It makes "the answer so far is clean, what follows is masked" — the state a semi-autoregressive,
+one-token-per-step decode is in — as frequent in training as it is at inference: under i.i.d. masking alone a
+step's operands being clean while its result and every later copy of the result are masked is rare.
+
 t is drawn stratified over the batch (t_b = (π_b + u_b)/B for a random permutation π), an unbiased
 low-variance variant of i.i.d. U(0, 1) draws. Training: AdamW, linear warm-up then cosine decay, gradient
 clipping, fp32 on CPU / bf16 autocast on CUDA by default (`dtype=bf16` forces autocast on CPU too); every random draw depends only on (seed, step), so a
@@ -27,7 +35,7 @@ from torch.nn import functional as F
 from unmask.errors import ConfigError
 from unmask.models.cache_view import FullView
 from unmask.models.transformer import DecoderLM
-from unmask.train.char_tokenizer import MASK_ID
+from unmask.train.char_tokenizer import EOS_ID, MASK_ID
 from unmask.train.data import Batch, BatchStream
 
 
@@ -56,6 +64,8 @@ class TrainConfig:
     weight_decay: float = knob(0.1, "AdamW weight decay (matrices only)")
     grad_clip: float = knob(1.0, "clip the gradient norm to this value (0 = off)")
     mask_eps: float = knob(1e-3, "floor of the masking probability: p = (1 - eps)·t + eps")
+    prefix_prob: float = knob(0.0, "probability that a row keeps a random prefix of its answer clean "
+                                   "(answer-prefix conditioning, module docstring; 0 = plain LLaDA SFT)")
     seed: int = knob(0, "seed of the initialisation, data order and masks (the task data uses task seed 0)")
     device: str = knob("auto", "auto | cpu | cuda")
     dtype: str = knob("auto", "auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 (autocast on any device)")
@@ -80,6 +90,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or not 0 <= self.mask_eps < 1:
             raise ConfigError("need lr > 0, 0 ≤ min_lr_ratio ≤ 1 and 0 ≤ mask_eps < 1")
+        if not 0 <= self.prefix_prob <= 1:
+            raise ConfigError(f"prefix_prob must be in [0, 1], got {self.prefix_prob}")
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
             raise ConfigError(f"d_model {self.d_model} must split into n_heads {self.n_heads} heads of even size")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -98,14 +110,31 @@ def sample_t(batch_size: int, generator: torch.Generator) -> Tensor:
     return ((strata + torch.rand(batch_size, generator=generator, dtype=torch.float64)) / batch_size).float()
 
 
+def clean_prefix(batch: Batch, generator: torch.Generator, prob: float) -> Tensor:
+    """(B, L) bool on the CPU: answer positions kept clean by answer-prefix conditioning (module docstring)."""
+    B, L = batch.input_ids.shape
+    answer = batch.answer_mask.cpu()
+    start = L - int(answer[0].sum())
+    ids = batch.input_ids.cpu()[:, start:]                                          # (B, G)
+    G = ids.shape[1]
+    is_eos = ids == EOS_ID
+    length = torch.where(is_eos.any(-1), is_eos.int().argmax(-1), G)              # (B,) answer without padding
+    chosen = torch.rand(B, generator=generator) < prob                             # (B,)
+    cut = (torch.rand(B, generator=generator) * (length + 1)).long()               # (B,) in [0, length]
+    keep = torch.arange(G)[None, :] < torch.where(chosen, cut, 0)[:, None]         # (B, G)
+    return torch.cat([torch.zeros(B, start, dtype=torch.bool), keep], dim=1)
+
+
 def noise_batch(batch: Batch, generator: torch.Generator, mask_id: int = MASK_ID, eps: float = 1e-3,
-                t: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+                t: Tensor | None = None, prefix_prob: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
     """Mask answer tokens: returns (noisy ids (B, L), masked (B, L) bool, p_mask (B,))."""
     B, L = batch.input_ids.shape
     t = sample_t(B, generator) if t is None else t
     p_mask = (1 - eps) * t + eps  # (B,)
     u = torch.rand(B, L, generator=generator)  # (B, L)
     masked = (u < p_mask[:, None]) & batch.answer_mask.cpu()
+    if prefix_prob > 0:  # extra draws only when on, so plain runs keep their random streams
+        masked &= ~clean_prefix(batch, generator, prefix_prob)
     masked = masked.to(batch.input_ids.device)
     noisy = torch.where(masked, torch.full_like(batch.input_ids, mask_id), batch.input_ids)
     return noisy, masked, p_mask.to(batch.input_ids.device)
@@ -124,9 +153,9 @@ def loss_on(model: DecoderLM, batch: Batch, noisy: Tensor, masked: Tensor, p_mas
 
 
 def masked_diffusion_loss(model: DecoderLM, batch: Batch, generator: torch.Generator,
-                          mask_id: int = MASK_ID, eps: float = 1e-3) -> Tensor:
+                          mask_id: int = MASK_ID, eps: float = 1e-3, prefix_prob: float = 0.0) -> Tensor:
     """One Monte-Carlo estimate of the LLaDA SFT objective on `batch` (module docstring)."""
-    return loss_on(model, batch, *noise_batch(batch, generator, mask_id, eps))
+    return loss_on(model, batch, *noise_batch(batch, generator, mask_id, eps, prefix_prob=prefix_prob))
 
 
 # ---- the loop ---------------------------------------------------------------------------------------------
@@ -197,7 +226,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         for group in opt.param_groups:
             group["lr"] = lr
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = masked_diffusion_loss(model, batch, step_generator(cfg.seed, step), eps=cfg.mask_eps)
+            loss = masked_diffusion_loss(model, batch, step_generator(cfg.seed, step), eps=cfg.mask_eps,
+                                         prefix_prob=cfg.prefix_prob)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
