@@ -30,3 +30,12 @@ def test_digit_accuracy_reports_every_operation_and_digit(tmp_path) -> None:
     digits = {k: v for k, v in report.items() if " digit " in k}
     assert set(k[0] for k in digits) <= {"+", "-", "*"} and all(0 <= v <= 1 for v in digits.values())
     assert all(k.endswith("of 2") for k in digits)  # worked steps write two digits
+
+
+def test_shipped_tiny_arith_does_the_arithmetic() -> None:
+    from unmask.models.resolve import bundled_models
+
+    if "tiny-arith" not in bundled_models():
+        pytest.skip("the tiny-arith asset is not built")
+    report = digit_accuracy("tiny-arith", n=100, device="cpu")
+    assert all(v >= 0.9 for k, v in report.items() if " digit " in k), report
