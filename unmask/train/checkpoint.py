@@ -101,10 +101,15 @@ def load_weights(model: DecoderLM, names: dict[str, str], source: str | Path, co
     missing = sorted(set(names) - set(weights))
     if missing:
         raise ConfigError(f"init_from {source}: missing tensors {', '.join(missing[:5])}")
+    copy_weights(model, names, weights)
+
+
+def copy_weights(model: nn.Module, names: dict[str, str], weights: dict[str, torch.Tensor]) -> None:
+    """Copy checkpoint tensors into the model's parameters; names: checkpoint name -> parameter name."""
     params = dict(model.named_parameters())
     with torch.no_grad():
-        for name, ours in names.items():
-            params[ours].copy_(weights[name])
+        for theirs, ours in names.items():
+            params[ours].copy_(weights[theirs])
 
 
 def has_state(out: str | Path) -> bool:
@@ -134,12 +139,7 @@ def load_state(out: str | Path, model: nn.Module, opt: torch.optim.Optimizer, cf
     changed = [k for k in ARCH_FIELDS if meta["config"].get(k) != getattr(cfg, k)]
     if changed:
         raise ConfigError(f"cannot resume {out}: {', '.join(changed)} differ from the saved run")
-    weights = load_file(str(out / "model.safetensors"))
-    names = parse_config(llada_config(cfg))[2]
-    with torch.no_grad():
-        params = dict(model.named_parameters())
-        for theirs, ours in names.items():
-            params[ours].copy_(weights[theirs])
+    copy_weights(model, parse_config(llada_config(cfg))[2], load_file(str(out / "model.safetensors")))
     moments = load_file(str(out / STATE_TENSORS))
     for name, p in model.named_parameters():
         if f"{name}.step" in moments:
