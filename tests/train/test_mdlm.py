@@ -14,7 +14,8 @@ from unmask.train import checkpoint
 from unmask.train.char_tokenizer import EOS_ID, MASK_ID, PAD_ID
 from unmask.train.command import add_flags, config_from
 from unmask.train.data import BatchStream, collate
-from unmask.train.mdlm import TrainConfig, loss_on, masked_diffusion_loss, noise_batch, sample_t, train
+from unmask.train.mdlm import (TrainConfig, loss_on, masked_diffusion_loss, noise_batch, sample_t, train,
+                               uses_autocast)
 
 @pytest.fixture(scope="module", autouse=True)
 def _import_optim() -> None:
@@ -187,3 +188,9 @@ def test_cli_flags_come_from_the_dataclass() -> None:
     assert (cfg.d_model, cfg.task_max_steps, cfg.resume, cfg.lr) == (60, 2, True, 0.01)
     with pytest.raises(ConfigError):
         config_from(parser.parse_args(["--steps", "-1"]))
+
+
+def test_autocast_follows_dtype_and_the_training_device() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not uses_autocast(TrainConfig(), cpu) and uses_autocast(TrainConfig(), cuda)
+    assert uses_autocast(TrainConfig(dtype="bf16"), cpu) and not uses_autocast(TrainConfig(dtype="fp32"), cuda)

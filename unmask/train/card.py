@@ -45,24 +45,22 @@ NOTES = "card_notes.md"  # optional hand-written notes in the run directory, app
 
 
 def dtype_used(cfg: Any) -> str:
-    bf16 = cfg.dtype == "bf16" or (cfg.dtype == "auto" and torch.cuda.is_available())
-    return "bf16 autocast" if bf16 else "fp32"
+    from unmask.train.mdlm import train_device, uses_autocast
+
+    return "bf16 autocast" if uses_autocast(cfg, train_device(cfg)) else "fp32"
 
 
 def lineage(cfg: Any) -> list[str]:
     """The run that `--init-from` started from: its steps, wall time and commands (if it was an unmask run)."""
-    import json
+    from unmask.train.checkpoint import read_history, read_state
 
     lines, source, seen = [], cfg.init_from, set()
     while source and source not in seen:  # follow the chain: a run may itself have started from another
         seen.add(source)
-        src = Path(source)
-        state = src / "train_state" / "state.json"
-        meta = json.loads(state.read_text()) if state.is_file() else {}
+        meta = read_state(source)
         done = f"{meta['step']} steps, {meta.get('wall_s', 0) / 60:.1f} min" if meta else "not an unmask train run"
-        commands = (src / "commands.txt").read_text().strip() if (src / "commands.txt").is_file() else "(not recorded)"
-        lines += [f"{'The weights started' if not lines else 'That run started'} from `{src}` ({done}), made by "
-                  "these invocations:", "", "```", commands, "```", ""]
+        lines += [f"{'The weights started' if not lines else 'That run started'} from `{source}` ({done}), made by "
+                  "these invocations:", "", "```", read_history(source), "```", ""]
         source = meta.get("config", {}).get("init_from")
     return ["## Initialisation", "", *lines] if lines else []
 
@@ -91,8 +89,8 @@ def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
         f"grad clip {cfg.grad_clip}",
         f"- objective: t ~ stratified U(0,1), p = (1-{cfg.mask_eps})t + {cfg.mask_eps}, answer + EOS padding masked "
         f"with probability p, CE/p summed per row ÷ answer length, mean over the batch"
-        + (f"; answer-prefix conditioning on {getattr(cfg, 'prefix_prob', 0):.0%} of rows (a clean answer prefix "
-           "of random length joins the prompt)" if getattr(cfg, "prefix_prob", 0) else ""),
+        + (f"; answer-prefix conditioning on {cfg.prefix_prob:.0%} of rows (a clean answer prefix "
+           "of random length joins the prompt)" if cfg.prefix_prob else ""),
         f"- final loss (mean of the last 50 steps): {stats.get('loss', float('nan')):.4f}",
         f"- throughput: {stats.get('tokens_per_s', 0):.0f} tokens/s (prompt + answer tokens); "
         f"wall time {stats.get('wall_s', 0) / 60:.1f} min",
@@ -113,17 +111,19 @@ def rebuild(out: str | Path, n: int = 500) -> Path:
     """Re-score a finished run on `n` test problems and rewrite its card from train_log.jsonl + state.json."""
     import json
 
+    from unmask.train.checkpoint import LOG, read_history, read_state
     from unmask.train.evaluate import evaluate
     from unmask.train.mdlm import TrainConfig
 
     out = Path(out)
-    meta = json.loads((out / "train_state" / "state.json").read_text())
+    meta = read_state(out)
+    if not meta:
+        raise FileNotFoundError(f"{out}: no train state to rebuild a card from")
     cfg = TrainConfig(**meta["config"])
-    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / LOG).read_text().splitlines()]
     stats = [r for r in records if "loss" in r][-1]
     stats = {**stats, "wall_s": meta["wall_s"], "eval": evaluate(out, cfg, n=n)}
-    history = (out / "commands.txt").read_text().strip() if (out / "commands.txt").is_file() else "(not recorded)"
-    return write_card(cfg, stats, history)
+    return write_card(cfg, stats, read_history(out))
 
 
 if __name__ == "__main__":

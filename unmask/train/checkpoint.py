@@ -26,6 +26,7 @@ from unmask.train.char_tokenizer import DEFAULT_CHARS, EOS_ID, MASK_ID, PAD_ID, 
 from unmask.train.data import Pair, encode_examples
 
 STATE_TENSORS, STATE_JSON, LOG = "train_state/moments.safetensors", "train_state/state.json", "train_log.jsonl"
+HISTORY = "commands.txt"  # one line per `unmask train` invocation on the run directory
 SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md")
 ARCH_FIELDS = ("task", "train_size", "task_max_steps", "d_model", "n_layers", "n_heads", "ffn_hidden",
                "max_seq_len", "seed", "batch_size")
@@ -110,6 +111,18 @@ def copy_weights(model: nn.Module, names: dict[str, str], weights: dict[str, tor
     with torch.no_grad():
         for theirs, ours in names.items():
             params[ours].copy_(weights[theirs])
+
+
+def read_history(out: str | Path) -> str:
+    """The `unmask train` invocations recorded in a run directory, one per line."""
+    path = Path(out) / HISTORY
+    return path.read_text().strip() if path.is_file() else "(not recorded)"
+
+
+def read_state(out: str | Path) -> dict[str, Any]:
+    """A run's saved train state (step, wall_s, config), or {} where there is none."""
+    path = Path(out) / STATE_JSON
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def has_state(out: str | Path) -> bool:

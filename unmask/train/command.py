@@ -18,7 +18,6 @@ from typing import Any
 from unmask.errors import ConfigError
 from unmask.train.mdlm import TrainConfig
 
-HISTORY = "commands.txt"  # out/commands.txt: one line per `unmask train` invocation on this directory
 
 
 def _flag_type(annotation: Any) -> type:
@@ -56,7 +55,7 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Train per the flags, write the model card, optionally export; prints the final stats as JSON."""
     from unmask.train.card import write_card
-    from unmask.train.checkpoint import export
+    from unmask.train.checkpoint import HISTORY, export, read_history
     from unmask.train.mdlm import train
 
     try:
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     with (Path(cfg.out) / HISTORY).open("a") as f:  # every invocation, so a resumed run's card lists them all
         f.write(command + "\n")
     stats = train(cfg)
-    write_card(cfg, stats, (Path(cfg.out) / HISTORY).read_text().strip())
+    write_card(cfg, stats, read_history(cfg.out))
     if args.export:
         export(cfg.out, args.export)
     print(json.dumps(stats, indent=2, default=str))

@@ -17,8 +17,8 @@ step's operands being clean while its result and every later copy of the result 
 
 t is drawn stratified over the batch (t_b = (π_b + u_b)/B for a random permutation π), an unbiased
 low-variance variant of i.i.d. U(0, 1) draws. Training: AdamW, linear warm-up then cosine decay, gradient
-clipping, fp32 on CPU / bf16 autocast on CUDA by default (`dtype=bf16` forces autocast on CPU too); every random draw depends only on (seed, step), so a
-resumed run continues the uninterrupted one.
+clipping, fp32 on CPU / bf16 autocast on CUDA by default (`dtype=bf16` autocasts on the CPU too); every
+random draw depends only on (seed, step), so a resumed run continues the uninterrupted one.
 """
 from __future__ import annotations
 
@@ -199,6 +199,17 @@ class Progress:
         return stats
 
 
+def train_device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def uses_autocast(cfg: TrainConfig, device: torch.device) -> bool:
+    """bf16 autocast: always with dtype=bf16; with dtype=auto only on CUDA."""
+    return cfg.dtype == "bf16" or (cfg.dtype == "auto" and device.type == "cuda")
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) per `cfg`; returns the final stats (loss, tokens/s, wall time, accuracies)."""
     from unmask.train import checkpoint
@@ -206,9 +217,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
-                          else "cpu" if cfg.device == "auto" else cfg.device)
-    autocast = cfg.dtype == "bf16" or (cfg.dtype == "auto" and device.type == "cuda")
+    device = train_device(cfg)
+    autocast = uses_autocast(cfg, device)
     run = checkpoint.RunSetup.build(cfg)
     model, opt, start, wall0 = run.model.to(device), make_optimizer(run.model, cfg), 0, 0.0
     if cfg.resume and checkpoint.has_state(cfg.out):
