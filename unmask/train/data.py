@@ -35,6 +35,11 @@ class Batch:
     answer_mask: Tensor  # (B, L) bool: True on the generation region (the only maskable positions)
 
     @property
+    def answer_start(self) -> int:
+        """First column of the generation region (the same in every row: prompts are left-padded)."""
+        return self.answer_mask.shape[1] - int(self.answer_mask[0].sum())
+
+    @property
     def answer_lengths(self) -> Tensor:
         """(B,) long: maskable positions per row (= gen_length, the EOS padding included)."""
         return self.answer_mask.sum(-1)

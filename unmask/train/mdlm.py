@@ -112,9 +112,7 @@ def sample_t(batch_size: int, generator: torch.Generator) -> Tensor:
 
 def clean_prefix(batch: Batch, generator: torch.Generator, prob: float) -> Tensor:
     """(B, L) bool on the CPU: answer positions kept clean by answer-prefix conditioning (module docstring)."""
-    B, L = batch.input_ids.shape
-    answer = batch.answer_mask.cpu()
-    start = L - int(answer[0].sum())
+    B, start = batch.input_ids.shape[0], batch.answer_start
     ids = batch.input_ids.cpu()[:, start:]                                          # (B, G)
     G = ids.shape[1]
     is_eos = ids == EOS_ID
@@ -143,7 +141,7 @@ def noise_batch(batch: Batch, generator: torch.Generator, mask_id: int = MASK_ID
 def loss_on(model: DecoderLM, batch: Batch, noisy: Tensor, masked: Tensor, p_mask: Tensor) -> Tensor:
     """LLaDA SFT loss for a given noising: Σ_masked CE/p, per row ÷ answer length, mean over rows."""
     B, L = noisy.shape
-    start = L - int(batch.answer_mask[0].sum())  # answers occupy the last gen_length columns of every row
+    start = batch.answer_start  # answers occupy the last gen_length columns of every row
     cols = torch.arange(start, L, device=noisy.device).expand(B, -1)  # (B, G)
     logits = model(noisy, batch.positions, FullView(batch.key_mask), logits_at=cols)  # (B, G, V) float32
     target, hit = batch.input_ids[:, start:], masked[:, start:]  # (B, G)
