@@ -19,8 +19,8 @@ def test_preset_overrides_and_replace():
 
 @pytest.mark.parametrize("kwargs, words", [
     ({"gen_length": 0}, "gen_length must be > 0"),
-    ({"temperature": -1.0}, "temperature must be ≥ 0"),
-    ({"top_p": 1.5}, "top_p must be in (0, 1]"),
+    ({"temperature": -1.0}, "temperature must be in [0, 100], got -1.0"),
+    ({"top_p": 1.5}, "top_p must be in (0, 1], got 1.5"),
     ({"commit": "nope"}, "unknown commit rule 'nope'; choose one of"),
     ({"alg": "vibes"}, "unknown score (alg) 'vibes'"),
     ({"cache": "magic"}, "unknown cache 'magic'"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Mapping
 
 from unmask.errors import ConfigError
 
@@ -59,7 +59,8 @@ class DecodeConfig:
     cfg_scale: float = knob(0.0, "classifier-free guidance scale (not implemented yet; must be 0)")
     confidence_fp64: bool = knob(False, "compute scores in float64 (Fast-dLLM) instead of float32 (LLaDA)")
     stop_at_eos: bool = knob(True, "stop a row once no mask remains before its first EOS")
-    seed: int = knob(0, "seed of each request's own torch.Generator")
+    seed: int | None = knob(0, "seed of each request's own torch.Generator, in [0, 2**63); None = a random seed "
+                            "per request (reported in its Completion)")
 
     def __post_init__(self) -> None:
         from unmask.config_checks import check_config
@@ -68,16 +69,41 @@ class DecodeConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "DecodeConfig":
-        """The published recipe `name` with `overrides` applied (validated as a whole)."""
+        """The published recipe `name` with `overrides` applied (validated as a whole).
+
+        A preset's block_length and steps are for its own gen_length: when `overrides` shortens gen_length
+        without setting them, they are clamped to the new gen_length (only configs that would be invalid
+        change: a block or a quota longer than the canvas cannot work).
+        """
         from unmask.presets import PRESETS
 
+        if not isinstance(name, str):
+            raise ConfigError(f"preset must be a preset name (str), got {type(name).__name__}; "
+                              f"choose one of: {', '.join(sorted(PRESETS))}")
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}")
-        return cls.from_dict({**PRESETS[name].values, **overrides})
+        values = {**PRESETS[name].values, **cls._checked_mapping(overrides)}
+        gen_length = values.get("gen_length")
+        if isinstance(gen_length, int) and not isinstance(gen_length, bool) and gen_length > 0:
+            for key in ("block_length", "steps"):
+                preset_value = PRESETS[name].values.get(key)
+                if key not in overrides and isinstance(preset_value, int) and preset_value > gen_length:
+                    values[key] = gen_length
+        return cls.from_dict(values)
+
+    @staticmethod
+    def _checked_mapping(values: Any) -> dict[str, Any]:
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"decode settings must be a mapping of field name to value, got {type(values).__name__}")
+        bad = [k for k in values if not isinstance(k, str)]
+        if bad:
+            raise ConfigError(f"decode setting names must be strings, got {', '.join(repr(k) for k in bad[:5])}")
+        return dict(values)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "DecodeConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> "DecodeConfig":
         """Build from a mapping, rejecting unknown keys with the list of valid ones."""
+        values = cls._checked_mapping(values)
         unknown = sorted(set(values) - set(cls.field_names()))
         if unknown:
             raise ConfigError(f"unknown decode setting(s) {', '.join(unknown)}; "

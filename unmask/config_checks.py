@@ -1,6 +1,11 @@
-"""Validation of DecodeConfig: each field, then fields against each other. Errors name field, value, allowed."""
+"""Validation of DecodeConfig: each field, then fields against each other. Errors name field, value, allowed.
+
+Every number is checked here and only here: types (bools are not numbers), every float knob finite and in the
+range of `FLOAT_RANGES`, every int knob in `INT_RANGES` (or positive / non-negative) and below `MAX_INT`.
+"""
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from unmask.errors import ConfigError
@@ -12,7 +17,7 @@ TYPES = {"gen_length": int, "steps": (int, type(None)), "block_length": (int, ty
          "alg": str, "alg_temp": (float, int, type(None)), "commit": str, "threshold": (float, int),
          "factor": (float, int), "eps": (float, int), "temperature": (float, int), "top_p": (float, int, type(None)),
          "top_k": (int, type(None)), "remask": str, "cache": str, "cfg_scale": (float, int),
-         "confidence_fp64": bool, "stop_at_eos": bool, "seed": int}
+         "confidence_fp64": bool, "stop_at_eos": bool, "seed": (int, type(None))}
 # caches: prefix / dual / delayed / vicinity
 TYPES.update({"cache_update_freq": (int, type(None)), "cache_reloading_step": int, "vicinity_size": int,
               "vicinity_warmup_steps": int})
@@ -20,6 +25,18 @@ TYPES.update({"cache_update_freq": (int, type(None)), "cache_reloading_step": in
 TYPES.update({"prompt_interval": int, "response_interval": int, "rho": (float, int), "refresh_first_layer": bool,
               "d2_current_k": int, "d2_sigma": (float, int), "rollout_p": (float, int), "inflate_w": int,
               "elastic_window": int, "gamma": (float, int), "track_num": int})
+MAX_TEMPERATURE = 100.0  # softmax(logits / T) is already uniform to float precision long before this
+MAX_INT = 2**31 - 1  # no size or count knob is meaningful beyond this (tensors are indexed with int32 here and there)
+MAX_SEED = 2**63  # torch.Generator.manual_seed takes a signed 64-bit seed
+# float knob -> (low, low included, high, high included); None = unbounded on that side. NaN and inf always fail.
+FLOAT_RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
+    "temperature": (0.0, True, MAX_TEMPERATURE, True), "alg_temp": (0.0, True, MAX_TEMPERATURE, True),
+    "top_p": (0.0, False, 1.0, True), "threshold": (0.0, False, None, False), "factor": (0.0, False, None, False),
+    "eps": (0.0, False, 1.0, False), "cfg_scale": (0.0, True, None, False), "rho": (0.0, True, 1.0, True),
+    "rollout_p": (0.0, True, 1.0, True), "gamma": (0.0, True, 1.0, True), "d2_sigma": (0.0, True, None, False)}
+POSITIVE_INTS = ("gen_length", "steps", "block_length", "top_k", "cache_update_freq", "cache_reloading_step",
+                 "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num")
+NON_NEGATIVE_INTS = ("vicinity_size", "vicinity_warmup_steps", "inflate_w")
 BLOCK_CACHES = ("prefix", "dual", "vicinity")  # refresh at block starts: need the blocks/full schedule
 QUOTA_RULES = ("linear", "dream")
 
@@ -30,7 +47,7 @@ def _check_types(cfg: "DecodeConfig") -> None:
         if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
             raise ConfigError(f"{name} must be a number, got {value!r}")
         if not isinstance(value, kind):
-            raise ConfigError(f"{name} has the wrong type: got {value!r} ({type(value).__name__})")
+            raise ConfigError(f"{name} has the wrong type: got {short(value)} ({type(value).__name__})")
 
 
 def _check_names(cfg: "DecodeConfig") -> None:
@@ -42,22 +59,48 @@ def _check_names(cfg: "DecodeConfig") -> None:
         registry.get(value)  # raises ConfigError listing the valid names
 
 
-def _positive(name: str, value: Any) -> None:
-    if value is not None and value <= 0:
-        raise ConfigError(f"{name} must be > 0, got {value}")
+def short(value: Any) -> str:
+    """repr(value), cut to 40 characters (a 400-digit int would otherwise fill the terminal)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}… ({len(text)} characters)"
+
+
+def _interval(low: float | None, low_in: bool, high: float | None, high_in: bool) -> str:
+    if high is None:
+        return f"a finite number {'≥' if low_in else '>'} {low:g}"
+    return f"in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+
+
+def check_float(name: str, value: float | None) -> None:
+    """`value` (None passes) is finite and within FLOAT_RANGES[name]; else ConfigError naming the field."""
+    if value is None:
+        return
+    low, low_in, high, high_in = FLOAT_RANGES[name]
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond float range
+        x = math.inf
+    inside = math.isfinite(x) and (low is None or x > low or (low_in and x == low)) and (
+        high is None or x < high or (high_in and x == high))
+    if not inside:
+        hint = " (higher temperatures are indistinguishable from uniform sampling)" if (
+            name in ("temperature", "alg_temp") and x > MAX_TEMPERATURE) else ""
+        raise ConfigError(f"{name} must be {_interval(low, low_in, high, high_in)}, got {short(value)}{hint}")
 
 
 def _check_ranges(cfg: "DecodeConfig") -> None:
-    for name in ("gen_length", "steps", "block_length", "top_k", "factor", "eps"):
-        _positive(name, getattr(cfg, name))
-    if cfg.temperature < 0:
-        raise ConfigError(f"temperature must be ≥ 0, got {cfg.temperature}")
-    if cfg.top_p is not None and not 0 < cfg.top_p <= 1:
-        raise ConfigError(f"top_p must be in (0, 1], got {cfg.top_p}")
-    if cfg.alg_temp is not None and cfg.alg_temp < 0:
-        raise ConfigError(f"alg_temp must be ≥ 0, got {cfg.alg_temp}")
-    if cfg.eps >= 1:
-        raise ConfigError(f"eps must be in (0, 1), got {cfg.eps}")
+    for name in FLOAT_RANGES:
+        check_float(name, getattr(cfg, name))
+    for name in POSITIVE_INTS + NON_NEGATIVE_INTS:
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        if value < (1 if name in POSITIVE_INTS else 0):
+            raise ConfigError(f"{name} must be {'> 0' if name in POSITIVE_INTS else '≥ 0'}, got {value}")
+        if value > MAX_INT:
+            raise ConfigError(f"{name}={short(value)} is absurdly large (the limit is {MAX_INT})")
+    if cfg.seed is not None and not 0 <= cfg.seed < MAX_SEED:
+        raise ConfigError(f"seed must be None (a random seed per request) or an int in [0, 2**63), got {short(cfg.seed)}")
     if cfg.cfg_scale != 0:
         raise ConfigError(f"cfg_scale={cfg.cfg_scale}: classifier-free guidance is not implemented yet; use 0")
 
@@ -77,17 +120,10 @@ def _check_combinations(cfg: "DecodeConfig") -> None:
     if cfg.alg_temp and cfg.commit != "dream":
         raise ConfigError(f"alg_temp samples positions under Dream's quota rule; set commit='dream' "
                           f"(got {cfg.commit!r}) or alg_temp=None")
-    if cfg.commit == "threshold" and cfg.threshold <= 0:
-        raise ConfigError(f"threshold must be > 0, got {cfg.threshold}")
 
 
 def _check_caches(cfg: "DecodeConfig") -> None:
     """caches: prefix / dual / delayed / vicinity."""
-    for name in ("cache_update_freq", "cache_reloading_step"):
-        _positive(name, getattr(cfg, name))
-    for name in ("vicinity_size", "vicinity_warmup_steps"):
-        if getattr(cfg, name) < 0:
-            raise ConfigError(f"{name} must be ≥ 0, got {getattr(cfg, name)}")
     if cfg.cache in BLOCK_CACHES and cfg.schedule not in ("blocks", "full"):
         raise ConfigError(f"cache {cfg.cache!r} refreshes at block starts and needs schedule 'blocks' or 'full', "
                           f"got {cfg.schedule!r}")
@@ -100,21 +136,9 @@ def _check_caches(cfg: "DecodeConfig") -> None:
                           f"reopens them (use cache='none')")
 
 
-def _check_adaptive_caches(cfg: "DecodeConfig") -> None:
-    """caches: feature / d2 / elastic."""
-    for name in ("prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num"):
-        _positive(name, getattr(cfg, name))
-    for name in ("rho", "rollout_p", "gamma"):
-        if not 0 <= getattr(cfg, name) <= 1:
-            raise ConfigError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
-    if cfg.d2_sigma < 0 or cfg.inflate_w < 0:
-        raise ConfigError(f"d2_sigma and inflate_w must be ≥ 0, got {cfg.d2_sigma} and {cfg.inflate_w}")
-
-
 def check_config(cfg: "DecodeConfig") -> None:
     _check_types(cfg)
     _check_names(cfg)
     _check_ranges(cfg)
     _check_combinations(cfg)
     _check_caches(cfg)
-    _check_adaptive_caches(cfg)
