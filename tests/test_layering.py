@@ -10,8 +10,10 @@ FORBIDDEN = {
     "decoding": ("models", "cache", "engine", "serve", "bench", "train", "config", "presets"),
     "cache": ("engine", "serve", "bench", "train", "config", "presets"),
     "engine": ("serve", "bench", "train"),
-    "serve": ("models", "decoding", "cache", "bench", "train"),
-    "bench": ("serve", "models", "decoding", "cache", "train", "engine.generate", "engine.build", "engine.runner"),
+    "serve": ("models", "decoding", "cache", "bench", "train", "engine.engine", "engine.group", "engine.step",
+              "engine.build", "engine.runner"),
+    "bench": ("serve", "models", "decoding", "cache", "train", "engine.step", "engine.group", "engine.build",
+              "engine.runner"),
     "train": ("serve", "engine.runner"),
 }
 CACHE_MAY_USE = ("models.cache_view", "models.spec", "decoding.state")

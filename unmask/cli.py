@@ -46,13 +46,20 @@ class CanvasView:
     def __init__(self, llm: Any, rows: int) -> None:
         self.llm, self.rows, self.drawn = llm, rows, False
         self.width = shutil.get_terminal_size().columns - 1
+        self.canvases: dict[str, list[int]] = {}
+        self.steps: dict[str, int] = {}
 
-    def __call__(self, state: Any, finished: Any) -> None:
+    def __call__(self, outputs: list) -> None:
+        for out in outputs:
+            if out.canvas is not None:
+                self.canvases[out.request_id] = out.canvas
+                self.steps[out.request_id] = self.steps.get(out.request_id, 0) + 1
         lines = []
-        for row in range(self.rows):
-            pieces = ["░" if t == state.mask_id else self.llm.tokenizer.decode([t]) for t in state.tokens[row].tolist()]
+        for row, (rid, canvas) in enumerate(sorted(self.canvases.items(), key=lambda kv: int(kv[0].split("-")[1]))):
+            mask = self.llm.spec.mask_id
+            pieces = ["░" if t == mask else self.llm.tokenizer.decode([t]) for t in canvas]
             text = "".join(pieces).replace("\n", "⏎")
-            lines.append(f"[{row}] step {state.step:3d} {text}"[: self.width])
+            lines.append(f"[{row}] step {self.steps[rid]:3d} {text}"[: self.width])
         up = f"\x1b[{self.rows}A" if self.drawn else ""
         sys.stderr.write(up + "".join(f"\x1b[2K{line}\n" for line in lines))
         sys.stderr.flush()
@@ -99,7 +106,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     gen.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
     add_decode_flags(gen)
     sub.add_parser("presets", help="list the decoding presets and their settings")
-    for module_name in ("unmask.bench.command", "unmask.train.command"):
+    for module_name in ("unmask.bench.command", "unmask.train.command", "unmask.serve.command"):
         _register_optional(module_name, sub, handlers)
     return parser, handlers
 

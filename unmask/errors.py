@@ -20,3 +20,7 @@ class RequestError(UnmaskError, ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class GenerationError(UnmaskError):
+    """A request failed while decoding (e.g. the model produced non-finite logits)."""

@@ -1,16 +1,12 @@
-"""Tiny random LLaDA / Dream models driven through build_parts + denoise, for the cache tests."""
+"""Tiny random LLaDA / Dream models driven through the Engine, for the cache tests."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
-from unmask.cache import Canvas
 from unmask.config import DecodeConfig
-from unmask.decoding import DecodeState
-from unmask.engine.build import build_parts
-from unmask.engine.generate import denoise
-from unmask.models.cache_view import positions_from_mask
+from unmask.engine.engine import Engine
 from unmask.models.loader import parse_config
 from unmask.models.transformer import DecoderLM
 
@@ -42,17 +38,43 @@ def tiny(arch: str = "llada", attention: str = "full", seed: int = 0):
     return model, replace(spec, attention=attention)
 
 
-def canvas(prompts: list[list[int]], gen_length: int, shift: int) -> Canvas:
-    longest = max(len(r) for r in prompts)
-    prompt = torch.tensor([[PAD] * (longest - len(r)) + r for r in prompts])
-    real = torch.tensor([[False] * (longest - len(r)) + [True] * len(r) for r in prompts])
-    key_mask = torch.cat([real, torch.ones(len(prompts), gen_length, dtype=torch.bool)], 1)
-    return Canvas(prompt, key_mask, positions_from_mask(key_mask), shift)
+@dataclass
+class Costs:
+    """What the cache tests read: positions x layers per forward (host ints) and per row, and cache bytes."""
+
+    step_costs: list[int] = field(default_factory=list)
+    positions_x_layers: torch.Tensor | None = None
+    peak_bytes: int = 0
+    cache: object = None
+
+    def nbytes(self) -> int:
+        """The cache's largest size while rows ran (the engine frees it when the last row leaves)."""
+        return self.peak_bytes
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["cache"], name)
 
 
 def run(model, spec, cfg: DecodeConfig, prompts: list[list[int]] = PROMPTS, on_step=None):
-    """Decode `prompts` as one batch; returns (tokens (B, G), the cache after the last step)."""
-    state = DecodeState.start(len(prompts), cfg.gen_length, spec.mask_id, spec.eos_ids, "cpu")
-    parts = build_parts(cfg, spec, len(prompts), torch.device("cpu"))
-    state = denoise(model, canvas(prompts, cfg.gen_length, spec.logit_shift), state, parts, on_step)
-    return state.tokens, parts.cache
+    """Decode `prompts` together (one group); returns (tokens (B, G) with masks where unfinished, Costs)."""
+    engine = Engine(model, spec, "cpu", max_running=len(prompts))
+    ids = [engine.add_request(p, cfg, stream_canvas=True) for p in prompts]
+    costs, canvases, done = Costs(), {}, {}
+    with torch.inference_mode():
+        while engine.has_unfinished():
+            group = engine.groups[0] if engine.groups else None
+            outputs = engine.step()
+            if group is None:
+                group = engine.groups[0] if engine.groups else None
+            if group is not None:
+                costs.cache = group.parts.cache
+                costs.peak_bytes = max(costs.peak_bytes, group.parts.cache.nbytes())
+                costs.step_costs.append(group.last_step_cost)
+            for o in outputs:
+                canvases[o.request_id] = o.canvas
+                if o.finished:
+                    done[o.request_id] = o.completion
+            if on_step is not None:
+                on_step([canvases[i] for i in ids if i in canvases])
+    costs.positions_x_layers = torch.tensor([done[i].computed for i in ids])
+    return torch.tensor([canvases[i] for i in ids]), costs

@@ -37,8 +37,13 @@ def ours(llm: LLM, cache: str, rule: str, prompts) -> tuple[list[list[list[int]]
     """(generated region after every step, per row; NFE per row) from the preset with the cache."""
     overrides = RULES[rule][0]
     cfg = DecodeConfig.preset(CACHES[cache][0], gen_length=GEN, block_length=BLOCK, stop_at_eos=False, **overrides)
-    history = []
-    out = llm.generate(prompts, cfg, on_step=lambda state, _: history.append(state.tokens.clone()))
+    history, last = [], {}
+
+    def record(outputs):  # a finished row keeps its last canvas while the others run on
+        last.update((o.request_id, o.canvas) for o in outputs)
+        history.append(torch.tensor([last[k] for k in sorted(last, key=lambda k: int(k.split("-")[1]))]))
+
+    out = llm.generate(prompts, cfg, on_step=record)
     steps = torch.stack(history, 1).tolist()  # (B, steps, G)
     return steps, [c.nfe for c in out]
 

@@ -103,6 +103,8 @@ class AttentionKVView(KVView):
 class D2Cache(Cache):
     """d2Cache: certainty-density masked selection + attention-rollout selection, K/V reused elsewhere."""
 
+    row_fields = ("store", "conf", "selected")
+
     def __init__(self, d2_current_k: int = 32, d2_sigma: float = 10.0, rollout_p: float = 0.1, inflate_w: int = 0,
                  block_length: int | None = None, spec: DiffusionSpec | None = None) -> None:
         check_full_attention(spec, "d2")
@@ -125,12 +127,6 @@ class D2Cache(Cache):
         view = AttentionKVView(self, self.store, self.compute, self.write, canvas.key_mask[:, None, None, :])
         return Plan(compute=self.compute, logits_at=logits_at, predicts=predicts, view=view)
 
-    def count(self, plan: Plan, state: DecodeState, n_layers: int, canvas_length: int) -> None:
-        super().count(plan, state, n_layers, canvas_length)
-        if self.write is not None:  # fillers compute but are not part of the selection: count selected rows
-            self.positions_x_layers = self.positions_x_layers - (
-                (self.write.shape[1] - self.write.sum(-1)) * n_layers) * (~state.finished).long()
-
     def rollout(self, L: int) -> Tensor:
         """Column sums of the attention rollout prod_l (A_l + I)/2 (rows of unselected positions: identity)."""
         B = self.key_mask.shape[0]
@@ -144,6 +140,8 @@ class D2Cache(Cache):
         return u
 
     def update(self, plan: Plan, state: DecodeState, scores: Tensor) -> None:
+        if self.write is not None:  # fillers compute but are not part of the selection: count selected rows
+            plan.row_cost = self.write.sum(-1) * len(self.attention)
         P, shift = self.dims
         B, G = state.tokens.shape
         L, device = P + G, state.tokens.device
@@ -168,7 +166,7 @@ class D2Cache(Cache):
         rows = torch.arange(P, P + G, device=device).expand(B, G)
         selected = selected.scatter(1, rows - shift, chosen)                       # Dream: the row before
         # 2. positions decoded this step change their own K/V
-        selected |= torch.zeros_like(selected).scatter(1, rows, state.committed_at == state.step - 1)
+        selected |= torch.zeros_like(selected).scatter(1, rows, state.committed_at == state.row_step[:, None] - 1)
         # 3. prompt / decoded positions by attention rollout
         selected |= nucleus(self.rollout(L), self.rollout_p, ~selected & self.key_mask)
         if self.inflate_w > 0:
@@ -186,9 +184,9 @@ class D2Cache(Cache):
         if rows is None:
             self.store.clear()
             self.conf = self.selected = None
-        else:   # a reset row recomputes every position next step
-            self.selected = self.selected.index_fill(0, rows.flatten().long(), True) if self.selected is not None else None
-            self.width = self.key_mask.shape[1]
+        elif self.selected is not None:   # a new row recomputes every position next step
+            self.selected = self.selected.index_fill(0, rows.flatten().long(), True)
+            self.width = self.selected.shape[1]
 
     def nbytes(self) -> int:
         return self.store.nbytes() + sum(t.numel() * t.element_size() for t in (self.conf, self.selected)

@@ -6,26 +6,30 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+from unmask.cache.kv_store import KVStore
 from unmask.cache.plan import Canvas, Plan
 from unmask.decoding.state import DecodeState
 from unmask.registry import Registry
 
 
 class Cache(ABC):
-    """One cache instance serves one batch of requests from the first step to the last.
+    """One cache instance serves the rows of one group; rows join and leave between steps.
 
-    Cost accounting (a counter, not a clock): `count` adds the positions x layers each forward computed,
-    per active row (`positions_x_layers`, (B,) long on the device) and per forward (`step_costs`, host ints
-    known from shapes). `peak_bytes` is the largest `nbytes()` seen after a step.
+    Row storage: every per-row attribute is named in `row_fields` (a tensor whose dim 0 is the row, a dict of
+    such tensors, a KVStore, or a host list). `take_rows(index)` keeps the rows `index` and appends new rows
+    (index -1), which `reset(new_rows)` then marks to start fresh: a new row's first step computes all of its
+    canvas, exactly as it would alone. Decisions that depend on a row's age use its own clock
+    (`state.row_step` on the device, `state.row_steps` on the host), never a group-wide counter.
+
+    Cost accounting is the engine's: a plan may carry `row_cost` / `step_cost` when the plain Q x layers is
+    not what was computed.
 
     Host values: a cache whose next plan depends on data (which rows open a new block, how many positions
     still need computing) returns them from `host_request` as a small long tensor; the engine fetches them
     in the same transfer as the finished flags (the one host sync per step) and hands them to `host_reply`.
     """
 
-    positions_x_layers: Tensor | None = None
-    step_costs: list[int]
-    peak_bytes: int = 0
+    row_fields: tuple[str, ...] = ()
 
     @abstractmethod
     def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:
@@ -36,7 +40,7 @@ class Cache(ABC):
         -inf where the forward gave no logits (d2Cache ranks masked positions by them)."""
 
     def reset(self, rows: Tensor | None = None) -> None:
-        """Forget everything (rows=None) or the given rows' entries."""
+        """Forget everything (rows=None), or make the given rows start fresh at their next step."""
 
     def nbytes(self) -> int:
         """Bytes of tensors this cache holds."""
@@ -49,15 +53,33 @@ class Cache(ABC):
     def host_reply(self, values: list[int]) -> None:
         """The values of `host_request`, read back with the step's one host sync."""
 
-    def count(self, plan: Plan, state: DecodeState, n_layers: int, canvas_length: int) -> None:
-        """Account one forward: positions computed x layers, for each row active in it (no host sync)."""
-        q = canvas_length if plan.compute is None else plan.compute.shape[1]
-        if self.positions_x_layers is None:
-            self.positions_x_layers = torch.zeros_like(state.nfe)
-            self.step_costs = []
-        self.positions_x_layers = self.positions_x_layers + (q * n_layers) * (~state.finished).long()
-        self.step_costs.append(q * n_layers)
-        self.peak_bytes = max(self.peak_bytes, self.nbytes())
+    def take_rows(self, index: list[int]) -> None:
+        """Keep rows `index` in that order; -1 entries are new rows (their storage is zero until refreshed)."""
+        for name in self.row_fields:
+            setattr(self, name, take(getattr(self, name), index))
+        new = [i for i, r in enumerate(index) if r < 0]
+        if new:
+            self.reset(torch.tensor(new, dtype=torch.long))
+
+
+def take(value, index: list[int]):
+    """Rows `index` of a per-row value (-1: a new zero / None row)."""
+    if value is None:
+        return None
+    if isinstance(value, KVStore):
+        value.keys = take(value.keys, index)
+        value.values = take(value.values, index)
+        return value
+    if isinstance(value, dict):
+        return {k: take(v, index) for k, v in value.items()}
+    if isinstance(value, list):
+        return [value[r] if 0 <= r < len(value) else None for r in index]
+    rows = torch.tensor([max(r, 0) for r in index], dtype=torch.long, device=value.device)
+    out = value.index_select(0, rows)
+    if any(r < 0 for r in index):
+        fresh = torch.tensor([r < 0 for r in index], device=value.device)
+        out[fresh] = 0
+    return out
 
 
 CACHES: Registry[type[Cache]] = Registry("cache")
@@ -75,4 +97,4 @@ def gather_rows(x: Tensor, index: Tensor) -> Tensor:
     return torch.gather(x, 1, index.view(*index.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:]))
 
 
-__all__ = ["CACHES", "Cache", "Canvas", "Plan", "full_plan", "gather_rows", "Tensor"]
+__all__ = ["CACHES", "Cache", "Canvas", "Plan", "full_plan", "gather_rows", "take", "Tensor"]

@@ -25,6 +25,8 @@ from unmask.models.spec import DiffusionSpec
 class DelayedCache(Cache):
     """Cache decoded tokens' K/V one step after decoding; full refresh every `cache_reloading_step` steps."""
 
+    row_fields = ("store", "valid", "fresh")
+
     def __init__(self, spec: DiffusionSpec | None = None, cache_reloading_step: int = 8) -> None:
         self.attention = spec.attention if spec is not None else "full"
         self.reload = cache_reloading_step
@@ -32,7 +34,7 @@ class DelayedCache(Cache):
         self.valid: Tensor | None = None     # (B, L) bool: cached K/V were computed with the final token
         self.pending: tuple | None = None    # (compute (B, Q) | None, write (B, Q) | None, masked (B, Q))
         self.need_next = 0                   # host: the most positions an active row needs next step
-        self.full_next = True
+        self.fresh: list[bool] = []          # host, per row: joined since the last step (reload it)
 
     def needs(self, state: DecodeState, P: int, shift: int) -> Tensor:
         """(B, G) bool over generated slots g, computed at canvas index P + g - shift."""
@@ -46,13 +48,25 @@ class DelayedCache(Cache):
         prompt = torch.zeros_like(canvas.prompt, dtype=torch.bool)
         return torch.cat([prompt, state.is_masked], dim=1)
 
+    def refresh_rows(self, state: DecodeState) -> list[bool]:
+        """Host, per row: reload now (its own step count is a multiple of `cache_reloading_step`, or it is new)."""
+        fresh = self.fresh if len(self.fresh) == len(state.row_steps) else [False] * len(state.row_steps)
+        return [step % self.reload == 0 or bool(f) for step, f in zip(state.row_steps, fresh)]
+
     def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:
         P, shift, G = canvas.prompt_length, canvas.logit_shift, state.gen_length
         self.shift = shift
-        if self.full_next or not self.store or self.valid is None or state.step % self.reload == 0:
+        refresh = self.refresh_rows(state)
+        self.fresh = [False] * len(refresh)
+        if not self.store or self.valid is None or any(refresh):
+            write = None
+            if self.store and self.valid is not None and not all(refresh):   # other rows write what they need
+                needs = torch.zeros_like(canvas.key_mask)
+                needs[:, P - shift:P - shift + G] = self.needs(state, P, shift)
+                write = needs | torch.tensor(refresh, device=needs.device)[:, None]
             mask = attention_mask(canvas.key_mask, None, self.attention)
-            plan = full_plan(canvas, state, KVView(self.store, None, None, mask))
-            self.pending = (None, None, self.input_masked(canvas, state))
+            plan = full_plan(canvas, state, KVView(self.store, None, write, mask))
+            self.pending = (None, write, self.input_masked(canvas, state))
             return plan
         needs = self.needs(state, P, shift)                                 # (B, G)
         idx = torch.arange(G, device=needs.device)
@@ -70,7 +84,7 @@ class DelayedCache(Cache):
         """Positions computed with a decoded (or prompt) token as input now hold stable K/V."""
         compute, write, input_masked = self.pending                         # input_masked: (B, L) at plan time
         if compute is None:
-            self.valid = ~input_masked
+            self.valid = ~input_masked if write is None else torch.where(write, ~input_masked, self.valid)
         else:
             fresh = torch.where(write, ~input_masked.gather(1, compute), self.valid.gather(1, compute))
             self.valid = self.valid.scatter(1, compute, fresh)
@@ -83,13 +97,16 @@ class DelayedCache(Cache):
         return torch.where(state.finished, 0, counts).max().clamp(min=1).reshape(1)
 
     def host_reply(self, values: list[int]) -> None:
-        self.need_next, self.full_next = values[0], False
+        self.need_next = values[0]
 
     def reset(self, rows: Tensor | None = None) -> None:
         if rows is None:
             self.store.clear()
-            self.valid = None
-        self.full_next = True
+            self.valid, self.fresh = None, []
+            return
+        for r in rows.flatten().tolist():   # not a per-step path: rows joined
+            if r < len(self.fresh):
+                self.fresh[r] = True
 
     def nbytes(self) -> int:
         return self.store.nbytes() + (self.valid.numel() if self.valid is not None else 0)

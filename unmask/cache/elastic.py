@@ -30,6 +30,7 @@ from unmask.cache.kv_store import KVStore
 from unmask.cache.plan import Canvas, Plan
 from unmask.decoding.state import DecodeState
 from unmask.errors import ConfigError
+from unmask.models.cache_view import CacheView, LayerView
 from unmask.models.spec import DiffusionSpec
 
 
@@ -50,7 +51,7 @@ def put(buf: dict[int, Tensor], i: int, fresh: Tensor, dim: int, compute: Tensor
     old.scatter_(dim, idx, torch.where(write.view(shape), fresh, old.gather(dim, idx)))
 
 
-class ElasticView:
+class ElasticView(CacheView, LayerView):
     """CacheView and LayerView of one forward: narrow (S rows) below `b_min`, the whole canvas from it on."""
 
     wants_attention = True
@@ -105,12 +106,6 @@ class ElasticView:
         keys, values = c.store.write(self.i, k, v, compute, self.write_mask(c.store.keys))
         return keys, values, c.key_mask[:, None, None, :]
 
-    def attn_out(self, out: Tensor) -> Tensor:
-        return out
-
-    def ffn_out(self, out: Tensor) -> Tensor:
-        return out
-
     def observe_attention(self, q: Tensor, probs: Tensor) -> None:
         """q (B, H, S|L, D) rotated; probs (B, H, S|L, L) float32."""
         c, i = self.c, self.i
@@ -131,6 +126,8 @@ class ElasticView:
 @CACHES.register("elastic")
 class ElasticCache(Cache):
     """Elastic-Cache: sliding-window queries, drift-gated deep-layer refresh from cached layer inputs."""
+
+    row_fields = ("store", "qs", "inputs", "track", "boundary")
 
     def __init__(self, elastic_window: int = 16, gamma: float = 0.9, track_num: int = 1,
                  spec: DiffusionSpec | None = None, remask: str = "none") -> None:
@@ -159,7 +156,7 @@ class ElasticCache(Cache):
         query = torch.zeros_like(self.key_mask)
         query[:, P - shift:P - shift + G] = win
         self.win_rows = query.clone()
-        query[:, P:] |= state.committed_at == state.step - 1
+        query[:, P:] |= state.committed_at == state.row_step[:, None] - 1
         if self.track:
             query.scatter_(1, torch.cat(list(self.track.values()), 1), True)
         return query & self.key_mask
@@ -198,25 +195,22 @@ class ElasticCache(Cache):
         return scores.masked_fill(~self.key_mask[:, None, None, :], float("-inf")).softmax(-1)
 
     def update(self, plan: Plan, state: DecodeState, scores: Tensor) -> None:
+        self.account(plan)
         n, B = self.n_layers, state.tokens.shape[0]
         ones = torch.ones(B, device=state.tokens.device)
         sims = torch.stack([self.sims.get(i, ones) for i in range(n)])                 # (n, B)
+        sims = torch.where((state.row_step == 1)[None, :], 1.0, sims)   # a row's first step has no drift to test
         below = (sims < self.gamma) | (self.gamma >= 1)
         self.boundary = torch.where(below.any(0), below.int().argmax(0), n).long()
         self.track, self.new_track = self.new_track, {}
 
-    def count(self, plan: Plan, state: DecodeState, n_layers: int, canvas_length: int) -> None:
+    def account(self, plan: Plan) -> None:
         """Positions x layers each row needs: |Q| below its boundary, the whole canvas from it on."""
-        v = self.view
-        if self.positions_x_layers is None:
-            self.positions_x_layers = torch.zeros_like(state.nfe)
-            self.step_costs = []
-        narrow = v.boundary.clamp(max=n_layers)                                        # (B,)
-        cost = narrow * v.query.sum(-1) + (n_layers - narrow) * canvas_length
-        self.positions_x_layers = self.positions_x_layers + cost * (~state.finished).long()
-        b = min(v.b_min, n_layers) if v.compute is not None else 0
-        self.step_costs.append(b * (0 if v.compute is None else v.compute.shape[1]) + (n_layers - b) * canvas_length)
-        self.peak_bytes = max(self.peak_bytes, self.nbytes())
+        v, n, L = self.view, self.n_layers, self.key_mask.shape[1]
+        narrow = v.boundary.clamp(max=n)                                               # (B,)
+        plan.row_cost = narrow * v.query.sum(-1) + (n - narrow) * L
+        b = min(v.b_min, n) if v.compute is not None else 0
+        plan.step_cost = b * (0 if v.compute is None else v.compute.shape[1]) + (n - b) * L
 
     def host_request(self, state: DecodeState) -> Tensor:
         """[largest next Q among active rows, smallest next boundary among active rows]."""

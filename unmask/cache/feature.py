@@ -23,6 +23,7 @@ from unmask.cache.base import CACHES, Cache, gather_rows
 from unmask.cache.plan import Canvas, Plan
 from unmask.decoding.state import DecodeState
 from unmask.errors import ConfigError
+from unmask.models.cache_view import CacheView, LayerView
 from unmask.models.spec import DiffusionSpec
 
 
@@ -42,7 +43,7 @@ def check_full_attention(spec: DiffusionSpec | None, name: str) -> None:
                           f"attention is {spec.attention!r} (use cache='prefix' for block-causal models)")
 
 
-class FeatureLayer:
+class FeatureLayer(LayerView):
     """The LayerView of one layer in one forward of the feature cache."""
 
     def __init__(self, cache: "FeatureCache", index: int) -> None:
@@ -111,8 +112,10 @@ class FeatureLayer:
 
 
 @CACHES.register("feature")
-class FeatureCache(Cache):
+class FeatureCache(Cache, CacheView):
     """dLLM-Cache: prompt every Kp steps, response every Kr steps, V-verified fraction rho in between."""
+
+    row_fields = ("keys", "values", "attn", "ffn", "ages")
 
     def __init__(self, prompt_interval: int = 50, response_interval: int = 7, rho: float = 0.25,
                  refresh_first_layer: bool = True, spec: DiffusionSpec | None = None) -> None:
@@ -125,8 +128,10 @@ class FeatureCache(Cache):
         self.ffn: dict[int, Tensor] = {}
         self.ages: list[list[int]] | None = None   # host, per row: [steps since prompt refresh, since response]
         self.counted: Tensor | int = 0
+        self.n_layers = 0
 
     def layer(self, index: int) -> FeatureLayer:
+        self.n_layers = max(self.n_layers, index + 1)
         return FeatureLayer(self, index)
 
     def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:
@@ -154,18 +159,12 @@ class FeatureCache(Cache):
         logits_at = predicts + (P - shift) if self.compute is None else predicts
         return Plan(compute=self.compute, logits_at=logits_at, predicts=predicts, view=self)
 
-    def count(self, plan: Plan, state: DecodeState, n_layers: int, canvas_length: int) -> None:
-        """Positions x layers actually recomputed (Q/K, attention and FFN), per active row."""
-        if self.positions_x_layers is None:
-            self.positions_x_layers = torch.zeros_like(state.nfe)
-            self.step_costs = []
-        self.positions_x_layers = self.positions_x_layers + self.counted * (~state.finished).long()
-        q = self.comp.shape[1]
-        full = n_layers if self.full_layers else int(self.refresh_first_layer)
-        self.step_costs.append(full * q + (n_layers - full) * self.width)
-        self.peak_bytes = max(self.peak_bytes, self.nbytes())
-
     def update(self, plan: Plan, state: DecodeState, scores: Tensor) -> None:
+        """Account what the forward recomputed (Q/K, attention and FFN rows), then age every row."""
+        n = self.n_layers
+        plan.row_cost = self.counted if isinstance(self.counted, Tensor) else None
+        full = n if self.full_layers else min(int(self.refresh_first_layer), n)
+        plan.step_cost = full * self.comp.shape[1] + (n - full) * self.width
         for a in self.ages or []:
             a[0] += 1
             a[1] += 1
@@ -176,7 +175,7 @@ class FeatureCache(Cache):
                 buf.clear()
             self.ages = None
             return
-        for r in rows.flatten().tolist():   # not a per-step path: a request was freed
+        for r in rows.flatten().tolist():   # not a per-step path: rows joined
             self.ages[r] = [0, 0]
 
     def nbytes(self) -> int:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from unmask.errors import ConfigError
-from unmask.models.cache_view import FullView
+from unmask.models.cache_view import CacheView, FullView, LayerView
 
 
 def block_size(attention: str) -> int | None:
@@ -94,7 +94,7 @@ class KVStore:
         return K, V
 
 
-class KVView:
+class KVView(CacheView, LayerView):
     """The CacheView of one forward through a KVStore: write the computed K/V, attend over the whole canvas."""
 
     def __init__(self, store: KVStore, compute: Tensor | None, write: Tensor | None, mask: Tensor) -> None:
@@ -108,9 +108,3 @@ class KVView:
     def attend_kv(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         keys, values = self.store.write(self.index, k, v, self.compute, self.write)
         return keys, values, self.mask
-
-    def attn_out(self, out: Tensor) -> Tensor:
-        return out
-
-    def ffn_out(self, out: Tensor) -> Tensor:
-        return out

@@ -30,6 +30,16 @@ class Canvas:
         """(B, P + G) long: prompt followed by the current generated tokens (masks included)."""
         return torch.cat([self.prompt, state.tokens], dim=1)
 
+    def select(self, rows: list[int]) -> "Canvas":
+        index = torch.tensor(rows, dtype=torch.long, device=self.prompt.device)
+        return Canvas(self.prompt.index_select(0, index), self.key_mask.index_select(0, index),
+                      self.positions.index_select(0, index), self.logit_shift)
+
+    @staticmethod
+    def cat(a: "Canvas", b: "Canvas") -> "Canvas":
+        return Canvas(torch.cat([a.prompt, b.prompt]), torch.cat([a.key_mask, b.key_mask]),
+                      torch.cat([a.positions, b.positions]), a.logit_shift)
+
 
 @dataclass
 class Plan:
@@ -39,9 +49,14 @@ class Plan:
     logits_at: (B, N) long indices into the Q computed rows whose logits are needed.
     predicts: (B, N) long generated-region positions those logits predict (logit shift applied).
     view: the CacheView the model reads and writes K/V through.
+    row_cost: (B,) long positions x layers each row needs computed (None: Q x layers). A cache may fill it
+    in `update`, after the forward, when the forward decides it.
+    step_cost: host int, positions x layers the forward computes (None: B-independent Q x layers).
     """
 
     compute: Tensor | None
     logits_at: Tensor
     predicts: Tensor
     view: CacheView
+    row_cost: Tensor | None = None
+    step_cost: int | None = None

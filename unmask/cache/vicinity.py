@@ -35,5 +35,5 @@ class VicinityCache(WindowedKVCache):
     def span_length(self, canvas: Canvas) -> int:
         return self.width(canvas.key_mask.shape[1])
 
-    def full_step(self, state: DecodeState) -> bool:
-        return state.step < self.warmup or super().full_step(state)
+    def forced(self, state: DecodeState) -> list[bool]:
+        return [step < self.warmup or f for step, f in zip(state.row_steps, super().forced(state))]

@@ -28,6 +28,8 @@ from unmask.models.spec import DiffusionSpec
 class WindowedKVCache(Cache):
     """Refresh a row at each block start; in between, compute and write only `span(lo)` per row."""
 
+    row_fields = ("store", "row_window")
+
     def __init__(self, block_length: int, spec: DiffusionSpec | None = None,
                  cache_update_freq: int | None = None) -> None:
         self.block_length = block_length
@@ -48,9 +50,9 @@ class WindowedKVCache(Cache):
         """Q of a reuse step (host int); default: the longest span an active row asked for."""
         return self.span_next
 
-    def full_step(self, state: DecodeState) -> bool:
-        """Host: whether this step refreshes every row regardless of blocks."""
-        return bool(self.update_freq) and state.step % self.update_freq == 0
+    def forced(self, state: DecodeState) -> list[bool]:
+        """Host, per row: whether this step refreshes the row regardless of blocks (its own clock decides)."""
+        return [bool(self.update_freq) and step % self.update_freq == 0 for step in state.row_steps]
 
     # ---- Cache ------------------------------------------------------------------------------------
     def block_lo(self, canvas: Canvas, window_index: Tensor) -> Tensor:
@@ -61,10 +63,12 @@ class WindowedKVCache(Cache):
         self.dims = (canvas.prompt_length, L, canvas.logit_shift)
         lo = self.block_lo(canvas, state.window_index)                               # (B,)
         first, hi = self.span(lo, L)
-        if self.full_next or not self.store or self.row_window is None or self.full_step(state):
-            refresh = state.window_index != self.row_window if self.row_window is not None else None
-            if refresh is None or not self.store or self.full_step(state):
+        forced = self.forced(state)
+        if self.full_next or not self.store or self.row_window is None or any(forced):
+            if self.row_window is None or not self.store:
                 refresh = torch.ones_like(state.finished)                                # (B,) bool
+            else:
+                refresh = (state.window_index != self.row_window) | torch.tensor(forced, device=lo.device)
             idx = torch.arange(L, device=lo.device)[None, :]
             write = refresh[:, None] | ((idx >= first[:, None]) & (idx < hi[:, None]))   # (B, L)
             self.row_window = state.window_index if self.row_window is None else \

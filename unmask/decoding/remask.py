@@ -15,6 +15,14 @@ class RemaskPolicy(ABC):
     def select(self, scores: Tensor, state: DecodeState) -> Tensor:
         """scores: (B, G) → (B, G) bool, a subset of committed positions to turn back into [MASK]."""
 
+    def final_length(self, state: DecodeState) -> Tensor:
+        """(B,) leading generated tokens that can never change again (streaming sends exactly these).
+
+        Default: committed tokens are never reopened, so the committed prefix left of the first mask is final.
+        A rule that reopens committed tokens returns a shorter prefix (e.g. left of every reopen-able position).
+        """
+        return state.final_length()
+
 
 REMASK: Registry[type[RemaskPolicy]] = Registry("remask rule")
 

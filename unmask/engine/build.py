@@ -43,13 +43,9 @@ def construct(cls: type, cfg: DecodeConfig, **context: Any) -> Any:
     return cls(**kwargs)
 
 
-def make_generators(cfg: DecodeConfig, batch: int, device: torch.device) -> list[torch.Generator]:
-    """One generator per request, each seeded with the request's seed: rows never share randomness."""
-    return [torch.Generator(device=device).manual_seed(cfg.seed) for _ in range(batch)]
-
-
-def build_parts(cfg: DecodeConfig, spec: DiffusionSpec, batch: int, device: torch.device) -> DecodeParts:
-    generators = make_generators(cfg, batch, device)
+def build_parts(cfg: DecodeConfig, spec: DiffusionSpec, generators: list[torch.Generator]) -> DecodeParts:
+    """The parts of one group. `generators` is the group's per-row list; the engine edits it in place as
+    rows join and leave, so parts that hold it (Dream's position sampling) always see the current rows."""
     context = {"steps_per_window": cfg.steps_per_window, "block_length": cfg.window_length,
                "generators": generators, "spec": spec, "fp64": cfg.confidence_fp64}
     return DecodeParts(

@@ -5,22 +5,20 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
-from unmask.cache import Canvas
 from unmask.config import DecodeConfig
-from unmask.decoding import DecodeState
-from unmask.engine.api import Completion, FinishReason
-from unmask.engine.build import build_parts
-from unmask.engine.generate import StepCallback, denoise
-from unmask.errors import CheckpointError, ConfigError, RequestError
-from unmask.models.cache_view import FullView, positions_from_mask
+from unmask.engine.api import Completion, StepOutput
+from unmask.engine.engine import Engine
+from unmask.errors import CheckpointError, ConfigError, GenerationError, RequestError
+from unmask.models.cache_view import FullView
 from unmask.models.loader import load_model
 from unmask.models.resolve import resolve_model
 from unmask.models.tokenizer import TextTokenizer
 
+StepCallback = Callable[[list[StepOutput]], None]
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
 
@@ -75,87 +73,95 @@ class LLM:
         stops = tuple(i for i in self.tokenizer.stop_ids() if i < vocab and i != spec.mask_id)
         self.spec = replace(spec, eos_ids=tuple(sorted(set(spec.eos_ids) | set(stops))))
         self.decode_defaults = read_decode_defaults(self.path)
+        self.engine = self.make_engine()   # for input checks; generate() runs its own
+        self.max_token_chars = max((len(t) for t in self.tokenizer.backend.get_vocab()), default=64) or 64
 
     def default_config(self, **overrides: object) -> DecodeConfig:
         """The model's own preset, with the checkpoint's `unmask_decode.json` settings and then `overrides`."""
         return DecodeConfig.preset(self.spec.default_preset, **{**self.decode_defaults, **overrides})
 
     # ---- prompts -> batch -------------------------------------------------------------------------
-    def encode(self, prompts: Sequence[str] | Sequence[Sequence[int]], chat: bool = False) -> list[list[int]]:
+    def encode(self, prompts: Sequence[str] | Sequence[Sequence[int]], chat: bool = False,
+               allow_mask: bool = False) -> list[list[int]]:
         """Token ids of each prompt; strings go through the chat template when `chat`."""
-        if isinstance(prompts, (str, bytes)) or not len(prompts):
-            raise RequestError("prompts must be a non-empty list of strings or of token-id lists")
+        if not isinstance(prompts, (list, tuple)) or not prompts:
+            raise RequestError(f"prompts must be a non-empty list of strings or of token-id lists, "
+                               f"got {type(prompts).__name__}")
         if all(isinstance(p, str) for p in prompts):
+            for i, p in enumerate(prompts):
+                self.check_text_length(p, f"prompt {i}")
             if chat:
                 prompts = [self.tokenizer.apply_chat_template([{"role": "user", "content": p}]) for p in prompts]
             ids = [self.tokenizer.encode(p, add_special_tokens=not chat) for p in prompts]
         elif all(isinstance(p, (list, tuple)) for p in prompts):
-            ids = [[int(t) for t in p] for p in prompts]
+            ids = [list(p) for p in prompts]
         else:
             raise RequestError("prompts must be all strings or all token-id lists, not a mix")
-        self._check_ids(ids)
-        return ids
+        return self._check_ids(ids, allow_mask)
 
-    def _check_ids(self, ids: list[list[int]]) -> None:
-        vocab = self.model.cfg.vocab_size
+    def check_text_length(self, text: str, what: str = "prompt") -> None:
+        """Refuse text that cannot fit the context before tokenising it (tokenising 10⁷ characters takes seconds)."""
+        limit = self.spec.context_len * self.max_token_chars
+        if len(text) > limit:
+            raise RequestError(f"{what} has {len(text)} characters; the model's context of {self.spec.context_len} "
+                               f"tokens holds at most {limit}", status=413)
+
+    def _check_ids(self, ids: list[list], allow_mask: bool) -> list[list[int]]:
+        checked = []
         for i, row in enumerate(ids):
-            if not row:
-                raise RequestError(f"prompt {i} is empty")
-            bad = [t for t in row if not 0 <= t < vocab]
-            if bad:
-                raise RequestError(f"prompt {i} has token ids outside the vocabulary [0, {vocab}): {bad[:5]}")
+            try:
+                checked.append(self.engine.check_prompt(row, allow_mask))
+            except RequestError as e:
+                raise RequestError(f"prompt {i}: {e}", status=e.status) from None
+        return checked
 
-    def canvas(self, ids: list[list[int]], gen_length: int) -> Canvas:
-        """Left-pad prompts to one length; positions count from each row's first real token."""
-        longest = max(len(r) for r in ids)
-        if longest + gen_length > self.spec.context_len:
-            raise RequestError(f"prompt ({longest} tokens) + gen_length ({gen_length}) = {longest + gen_length} "
-                               f"exceeds the model's context length {self.spec.context_len}", status=413)
-        pad = self.spec.pad_id if self.spec.pad_id is not None else self.spec.eos_ids[0]
-        prompt = torch.tensor([[pad] * (longest - len(r)) + r for r in ids], device=self.device)
-        real = torch.tensor([[False] * (longest - len(r)) + [True] * len(r) for r in ids], device=self.device)
-        key_mask = torch.cat([real, torch.ones(len(ids), gen_length, dtype=torch.bool, device=self.device)], 1)
-        return Canvas(prompt, key_mask, positions_from_mask(key_mask), self.spec.logit_shift)
+    def make_engine(self, **options: object) -> Engine:
+        """A fresh Engine on this model (serving passes limits and `prompt_bucket=True`)."""
+        return Engine(self.model, self.spec, self.device, detokenize=self.tokenizer.decode, **options)
 
     # ---- generation -------------------------------------------------------------------------------
-    def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], config: DecodeConfig | None = None,
+    def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], config: DecodeConfig | str | None = None,
                  chat: bool = False, on_step: StepCallback | None = None) -> list[Completion]:
-        """Denoise every prompt in one batch; each row gets the tokens it would get alone."""
-        config = config or self.default_config()
+        """Denoise every prompt; each gets the tokens it would get alone. A loop over `Engine.step()`.
+
+        config: a DecodeConfig, a preset name, or None for the model's defaults. on_step(outputs) runs after
+        every step with that step's StepOutputs (each carrying its request's whole canvas).
+        """
+        config = self.resolve_config(config)
         ids = self.encode(prompts, chat)
-        canvas = self.canvas(ids, config.gen_length)
-        state = DecodeState.start(len(ids), config.gen_length, self.spec.mask_id, self.spec.eos_ids, self.device)
-        parts = build_parts(config, self.spec, len(ids), self.device)
-        start, finished_at = time.perf_counter(), [0.0] * len(ids)
+        engine = self.make_engine(max_running=len(ids))
+        order = [engine.add_request(row, config, stream_canvas=on_step is not None) for row in ids]
+        done: dict[str, Completion] = {}
+        with torch.inference_mode():
+            while engine.has_unfinished():
+                outputs = engine.step()
+                done.update((o.request_id, o.completion) for o in outputs if o.finished)
+                if on_step is not None:
+                    on_step(outputs)
+        failed = [(i, done[r].error) for i, r in enumerate(order) if done[r].error]
+        if failed:
+            raise GenerationError(f"prompt {failed[0][0]}: {failed[0][1]}")
+        return [done[r] for r in order]
 
-        def record(step_state: DecodeState, finished: torch.Tensor) -> None:
-            for row in range(len(ids)):
-                if finished[row] and not finished_at[row]:
-                    finished_at[row] = time.perf_counter() - start
-            if on_step is not None:
-                on_step(step_state, finished)
-
-        state = denoise(self.model, canvas, state, parts, record)
-        cache = parts.cache
-        computed = cache.positions_x_layers.tolist() if cache.positions_x_layers is not None else [0] * len(ids)
-        share = cache.peak_bytes // len(ids)
-        cache.reset()  # the batch is done: free its cache
-        return [replace(self._completion(state, row, finished_at[row]), computed=computed[row], cache_bytes=share)
-                for row in range(len(ids))]
-
-    def _completion(self, state: DecodeState, row: int, seconds: float) -> Completion:
-        tokens = state.tokens[row].tolist()
-        eos = int(state.first_eos()[row])
-        answer = [t for t in tokens[:eos] if t != self.spec.mask_id]
-        reason = FinishReason.EOS if eos < state.gen_length else FinishReason.LENGTH
-        return Completion(self.tokenizer.decode(answer), answer, int(state.nfe[row]), reason.value, seconds)
+    def resolve_config(self, config: DecodeConfig | str | None) -> DecodeConfig:
+        if config is None:
+            return self.default_config()
+        if isinstance(config, str):
+            return DecodeConfig.preset(config, **self.decode_defaults)
+        if not isinstance(config, DecodeConfig):
+            raise ConfigError(f"config must be a DecodeConfig, a preset name or None, got {type(config).__name__}; "
+                              f"build one with DecodeConfig.from_dict(...)")
+        return config
 
     @torch.inference_mode()
     def logits(self, token_ids: Sequence[Sequence[int]]) -> torch.Tensor:
         """Bidirectional logits (B, L, V), aligned so row i predicts token i (the model's shift applied)."""
-        ids = self.encode(token_ids)
+        ids = self.encode(token_ids, allow_mask=True)
         if len({len(r) for r in ids}) != 1:
             raise RequestError("logits() needs sequences of equal length")
+        if len(ids[0]) > self.spec.context_len:
+            raise RequestError(f"logits() input has {len(ids[0])} tokens; the model's context length is "
+                               f"{self.spec.context_len}", status=413)
         x = torch.tensor(ids, device=self.device)
         positions = torch.arange(x.shape[1], device=self.device).expand_as(x)
         out = self.model(x, positions, FullView())

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from unmask.models.attention import attend, attend_with_probs
-from unmask.models.cache_view import CacheView, FullView
+from unmask.models.cache_view import CacheView, FullView, LayerView
 from unmask.models.layers import RMSNorm, Rotary, SwiGLU
 
 
@@ -62,12 +62,11 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=False)
 
-    def forward(self, x: Tensor, positions: Tensor, rotary: Rotary, view) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, positions: Tensor, rotary: Rotary, view: LayerView) -> tuple[Tensor, Tensor | None]:
         """Attention output (B, S, d) for the rows the view selects (S = Q when it selects none), and those rows."""
         B, Q, _ = x.shape
         v = self.v_proj(x).view(B, Q, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, Q, D)
-        select = getattr(view, "select", None)
-        rows = select(v) if select is not None else None                              # (B, S) or None
+        rows = view.select(v)                                                          # (B, S) or None
         if rows is not None:
             x, positions = gather_rows(x, rows), gather_rows(positions, rows)
         S = x.shape[1]
@@ -75,7 +74,7 @@ class Attention(nn.Module):
         k = self.k_proj(x).view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, S, D)
         q, k = rotary(q, positions), rotary(k, positions)
         keys, values, mask = view.attend_kv(k, v)
-        if getattr(view, "wants_attention", False):
+        if view.wants_attention:
             out, probs = attend_with_probs(q, keys, values, mask)
             view.observe_attention(q, probs)
         else:
@@ -91,7 +90,7 @@ class DecoderLayer(nn.Module):
         self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg.d_model, cfg.ffn_hidden)
 
-    def forward(self, h: Tensor, positions: Tensor, rotary: Rotary, view) -> Tensor:
+    def forward(self, h: Tensor, positions: Tensor, rotary: Rotary, view: LayerView) -> Tensor:
         out, rows = self.attn(self.attn_norm(h), positions, rotary, view)
         h = h + view.attn_out(out)
         return h + view.ffn_out(self.mlp(self.ffn_norm(h if rows is None else gather_rows(h, rows))))
@@ -122,13 +121,9 @@ class DecoderLM(nn.Module):
         h = self.embed(input_ids)
         for i, layer in enumerate(self.layers):
             layer_view = view.layer(i)
-            enter = getattr(layer_view, "enter", None)
-            if enter is not None:
-                h, positions = enter(h, positions)
+            h, positions = layer_view.enter(h, positions)
             h = layer(h, positions, self.rotary, layer_view)
-        leave = getattr(view, "leave", None)
-        if leave is not None:
-            h = leave(h)
+        h = view.leave(h)
         if logits_at is not None:
             h = torch.gather(h, 1, logits_at[..., None].expand(-1, -1, h.shape[-1]))
         return self.lm_head(self.norm(h)).float()

@@ -1,0 +1,133 @@
+"""A request's tokens never depend on its neighbours or on when it joined: for every cache and commit rule,
+the same tokens alone, in a batch with different prompt lengths, and joining at step k of another batch."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "cache"))
+from cache_tiny import tiny  # noqa: E402
+
+from unmask.cache import CACHES  # noqa: E402
+from unmask.config import DecodeConfig  # noqa: E402
+from unmask.decoding import COMMIT  # noqa: E402
+from unmask.engine.engine import Engine  # noqa: E402
+
+LATE = [30, 31, 32, 33]
+OTHERS = [[5, 6, 7, 8, 9, 10, 11, 12], [9, 10, 3], [20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 40]]
+BASE = dict(gen_length=16, block_length=8, stop_at_eos=False)
+CACHE_KNOBS = {"vicinity": {"vicinity_size": 2, "vicinity_warmup_steps": 2}, "delayed": {"cache_reloading_step": 3},
+               "d2": {"d2_current_k": 4}, "feature": {"prompt_interval": 5, "response_interval": 3},
+               "elastic": {"elastic_window": 4, "gamma": 0.9}}
+COMMIT_KNOBS = {"linear": {"steps": 16}, "dream": {"steps": 8, "alg": "entropy"}, "threshold": {"threshold": 0.3},
+                "factor": {}, "entropy-threshold": {"alg": "entropy", "threshold": 1.0}}
+
+
+def configs() -> list[tuple[str, DecodeConfig]]:
+    out = []
+    for cache in CACHES.names():
+        out.append((f"cache={cache}", DecodeConfig(**BASE, steps=16, cache=cache, **CACHE_KNOBS.get(cache, {}))))
+    for rule in COMMIT.names():
+        out.append((f"commit={rule}", DecodeConfig(**BASE, commit=rule, **COMMIT_KNOBS[rule])))
+        out.append((f"commit={rule}+dual", DecodeConfig(**BASE, commit=rule, cache="dual", **COMMIT_KNOBS[rule])))
+    out.append(("sampled", DecodeConfig(**BASE, steps=16, temperature=1.0, seed=5, cache="prefix")))
+    return out
+
+
+CONFIGS = configs()
+
+
+def run(engine: Engine, requests: list[tuple[list[int], DecodeConfig]], late=None, join_at: int = 0):
+    """Decode `requests`; `late` (prompt, config) is added after `join_at` steps. Returns {id: (tokens, nfe)}."""
+    ids = [engine.add_request(p, c) for p, c in requests]
+    done, steps = {}, 0
+    with torch.inference_mode():
+        while engine.has_unfinished() or (late is not None and steps <= join_at):
+            if late is not None and steps == join_at:
+                ids.append(engine.add_request(*late))
+            done.update((o.request_id, (o.completion.token_ids, o.completion.nfe)) for o in engine.step() if o.finished)
+            steps += 1
+    return [done[i] for i in ids]
+
+
+@pytest.fixture(scope="module", params=["llada", "dream"])
+def model(request):
+    return tiny(request.param)
+
+
+@pytest.mark.parametrize("name,cfg", CONFIGS, ids=[n for n, _ in CONFIGS])
+def test_alone_batched_and_joining_give_the_same_tokens(model, name, cfg):
+    net, spec = model
+    alone = run(Engine(net, spec), [(LATE, cfg)])[0]
+    batched = run(Engine(net, spec), [(p, cfg) for p in OTHERS[:2]] + [(LATE, cfg)] + [(OTHERS[2], cfg)])
+    assert batched[2] == alone
+    for k in (1, 5):   # joins a running group at its step k
+        joined = run(Engine(net, spec), [(p, cfg) for p in OTHERS], late=(LATE, cfg), join_at=k)
+        assert joined[-1] == alone, f"joined at step {k}"
+        assert joined[:3] == batched[:2] + [batched[3]], "the running rows are unaffected by the join"
+
+
+def test_groups_share_a_step_and_slots_are_freed(model):
+    """Different configs run as separate groups in the same step; finished rows leave at once."""
+    net, spec = model
+    engine = Engine(net, spec)
+    a = DecodeConfig(**BASE, steps=16)
+    b = DecodeConfig(**BASE, commit="threshold", threshold=0.3, cache="prefix")
+    engine.add_request(OTHERS[0], a)
+    engine.add_request(OTHERS[1], b)
+    engine.add_request(OTHERS[2], a)
+    engine.step()
+    assert sorted(len(g) for g in engine.groups) == [1, 2]
+    while engine.has_unfinished():
+        engine.step()
+    assert engine.num_running == 0 and engine.groups == []
+
+
+def test_abort_frees_the_slot_and_reports_abort(model):
+    net, spec = model
+    engine = Engine(net, spec)
+    cfg = DecodeConfig(**BASE, steps=16)
+    keep, drop = engine.add_request(OTHERS[0], cfg), engine.add_request(OTHERS[1], cfg)
+    engine.step()
+    engine.abort(drop)
+    outputs = {o.request_id: o for o in engine.step()}
+    assert outputs[drop].finished and outputs[drop].completion.finish_reason == "abort"
+    assert engine.num_running == 1
+    alone = run(Engine(net, spec), [(OTHERS[0], cfg)])[0]
+    done = {}
+    while engine.has_unfinished():
+        done.update((o.request_id, o.completion.token_ids) for o in engine.step() if o.finished)
+    assert done[keep] == alone[0]
+
+
+def test_stream_sends_each_final_token_once_left_to_right(model):
+    net, spec = model
+    engine = Engine(net, spec)
+    cfg = DecodeConfig(gen_length=16, block_length=8, steps=16)
+    rid = engine.add_request(OTHERS[0], cfg)
+    streamed, completion = [], None
+    while engine.has_unfinished():
+        for o in engine.step():
+            streamed += o.new_token_ids
+            completion = o.completion or completion
+    assert streamed == completion.token_ids
+
+
+def test_max_running_bounds_the_rows_and_queue_limits(model):
+    net, spec = model
+    engine = Engine(net, spec, max_running=2, max_waiting=2)
+    cfg = DecodeConfig(**BASE, steps=16)
+    for p in OTHERS[:2]:
+        engine.add_request(p, cfg)
+    engine.step()
+    engine.add_request(LATE, cfg)
+    engine.step()
+    assert engine.num_running == 2 and engine.num_waiting == 1
+    engine.add_request(LATE, cfg)
+    from unmask.errors import RequestError
+    with pytest.raises(RequestError, match="queue is full") as e:
+        engine.add_request(LATE, cfg)
+    assert e.value.status == 503

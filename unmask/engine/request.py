@@ -1,0 +1,39 @@
+"""RequestState: everything about one request, on the host. Nothing about a request lives in a batch scalar."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from unmask.config import DecodeConfig
+
+
+@dataclass
+class RequestState:
+    """One request from `add_request` to its last `StepOutput`.
+
+    Its row in a group holds the device side (canvas row, DecodeState row, cache row); this holds the rest:
+    its config and seeded generator, its clock, what the stream has sent, and its costs.
+    """
+
+    request_id: str
+    prompt_ids: list[int]
+    config: DecodeConfig
+    seed: int
+    generator: torch.Generator
+    stream_canvas: bool = False
+    arrived: float = field(default_factory=time.perf_counter)
+    sent: int = 0            # leading final tokens already sent as StepOutput.new_token_ids
+    computed: int = 0        # positions x layers computed for this request
+    cache_bytes: int = 0     # largest share of its group's cache it held
+    aborted: bool = False
+
+    @property
+    def prompt_length(self) -> int:
+        return len(self.prompt_ids)
+
+    @property
+    def group_key(self) -> tuple:
+        """Requests with equal keys share one forward: the same config up to the seed (each row has its own)."""
+        return tuple((k, v) for k, v in sorted(self.config.to_dict().items()) if k != "seed")

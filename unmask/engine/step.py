@@ -1,0 +1,48 @@
+"""One denoising step of a group of rows: plan → forward (one NFE) → sample → score → commit → remask → apply.
+
+Each axis is one object call; nothing here knows which cache, commit rule or model it runs.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from unmask.cache import Canvas, Plan
+from unmask.cache.base import gather_rows
+from unmask.decoding import DecodeState
+from unmask.engine.build import DecodeParts
+
+
+def forward(model: nn.Module, canvas: Canvas, state: DecodeState, plan: Plan) -> Tensor:
+    """Run the model on the plan's positions; logits (B, N, V) for the plan's `predicts`."""
+    ids, positions = canvas.ids(state), canvas.positions
+    if plan.compute is not None:
+        ids, positions = gather_rows(ids, plan.compute), gather_rows(positions, plan.compute)
+    return model(ids, positions, plan.view, plan.logits_at)
+
+
+def to_region(values: Tensor, plan: Plan, fill: Tensor) -> Tensor:
+    """Scatter per-prediction values (B, N) into a (B, G) copy of `fill`."""
+    return fill.scatter(1, plan.predicts, values.to(fill.dtype))
+
+
+def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: DecodeParts) -> tuple[Plan, Tensor]:
+    """Advance every row of `state` by one step. Returns the plan and (B,) bool: rows whose logits were not finite."""
+    window_index, window = parts.schedule.current(state)                           # (B,), (B, G) bool
+    state.open_windows(window_index, window)
+    plan = parts.cache.plan(canvas, state, window)
+    logits = forward(model, canvas, state, plan)                                   # (B, N, V): one NFE
+    broken = ~torch.isfinite(logits).flatten(1).all(-1)                            # (B,)
+    proposed_n = parts.sampler(logits, parts.generators)                           # (B, N)
+    scores_n = parts.score(logits, proposed_n, parts.generators)                   # (B, N)
+    proposed = to_region(proposed_n, plan, state.tokens)                           # (B, G)
+    scores = to_region(scores_n, plan, torch.full(state.tokens.shape, float("-inf"),
+                                                  dtype=scores_n.dtype, device=scores_n.device))
+    predicted = to_region(torch.ones_like(proposed_n, dtype=torch.bool), plan, torch.zeros_like(window))
+    candidates = window & state.is_masked & predicted & ~state.finished[:, None]
+    commit = parts.commit.select(scores, candidates, state)
+    remask = parts.remask.select(scores, state)
+    state.apply(commit, proposed, remask)
+    parts.cache.update(plan, state, scores)
+    state.update_finished(parts.stop_at_eos)
+    return plan, broken
