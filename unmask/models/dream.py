@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from unmask.models.hf_config import MAX_CONTEXT, bool_key, float_key, int_key, token_id_key, token_ids_key
 from unmask.models.spec import DiffusionSpec
 from unmask.models.transformer import ArchConfig
 
@@ -36,19 +37,19 @@ def from_config(cfg: dict[str, Any]) -> tuple[ArchConfig, DiffusionSpec]:
         raise ValueError(f"Dream config has rope_scaling={cfg['rope_scaling']!r}; unmask supports only plain RoPE")
     if cfg.get("use_sliding_window"):
         raise ValueError("Dream config has use_sliding_window=true; unmask supports only full attention")
-    n_heads = cfg["num_attention_heads"]
-    context = min(int(cfg.get("max_position_embeddings", TRAINED_CONTEXT)), TRAINED_CONTEXT)
+    n_heads = int_key(cfg, "num_attention_heads")
+    context = min(int_key(cfg, "max_position_embeddings", TRAINED_CONTEXT, maximum=MAX_CONTEXT), TRAINED_CONTEXT)
     arch = ArchConfig(
-        vocab_size=cfg["vocab_size"], d_model=cfg["hidden_size"], n_layers=cfg["num_hidden_layers"],
-        n_heads=n_heads, n_kv_heads=cfg.get("num_key_value_heads") or n_heads,
-        ffn_hidden=cfg["intermediate_size"], rope_theta=float(cfg.get("rope_theta", 10000.0)),
-        norm_eps=float(cfg.get("rms_norm_eps", 1e-6)), max_positions=context, qkv_bias=True,
-        tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        vocab_size=int_key(cfg, "vocab_size"), d_model=int_key(cfg, "hidden_size"),
+        n_layers=int_key(cfg, "num_hidden_layers"), n_heads=n_heads,
+        n_kv_heads=int_key(cfg, "num_key_value_heads", n_heads), ffn_hidden=int_key(cfg, "intermediate_size"),
+        rope_theta=float_key(cfg, "rope_theta", 10000.0), norm_eps=float_key(cfg, "rms_norm_eps", 1e-6),
+        max_positions=context, qkv_bias=True, tie_embeddings=bool_key(cfg, "tie_word_embeddings", False),
     )
-    eos = cfg.get("eos_token_id", 151643)
-    spec = DiffusionSpec(mask_id=cfg.get("mask_token_id", 151666), eos_ids=(eos,), logit_shift=1,
+    eos = token_ids_key(cfg, "eos_token_id", 151643)
+    spec = DiffusionSpec(mask_id=token_id_key(cfg, "mask_token_id", 151666), eos_ids=eos, logit_shift=1,
                          attention="full", context_len=context, default_preset="dream",
-                         pad_id=cfg.get("pad_token_id", eos))
+                         pad_id=token_id_key(cfg, "pad_token_id", eos[0]))
     return arch, spec
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from unmask.models.hf_config import MAX_CONTEXT, bool_key, float_key, int_key, token_id_key, token_ids_key
 from unmask.models.spec import DiffusionSpec
 from unmask.models.transformer import ArchConfig
 
@@ -35,20 +36,22 @@ def from_config(cfg: dict[str, Any]) -> tuple[ArchConfig, DiffusionSpec]:
     for key, want in REQUIRED_VALUES.items():
         if key in cfg and cfg[key] is not None and cfg[key] != want:
             raise ValueError(f"LLaDA config has {key}={cfg[key]!r}; unmask supports only {want!r}")
-    d_model, n_heads = cfg["d_model"], cfg["n_heads"]
-    mlp_hidden = cfg.get("mlp_hidden_size") or cfg.get("mlp_ratio", 4) * d_model
-    context = cfg.get("max_sequence_length", 4096)
+    d_model, n_heads = int_key(cfg, "d_model"), int_key(cfg, "n_heads")
+    mlp_hidden = (int_key(cfg, "mlp_hidden_size") if cfg.get("mlp_hidden_size") is not None
+                  else int_key(cfg, "mlp_ratio", 4) * d_model)
+    context = int_key(cfg, "max_sequence_length", 4096, maximum=MAX_CONTEXT)
+    vocab = int_key(cfg, "embedding_size") if cfg.get("embedding_size") is not None else int_key(cfg, "vocab_size")
     arch = ArchConfig(
-        vocab_size=cfg.get("embedding_size") or cfg["vocab_size"], d_model=d_model, n_layers=cfg["n_layers"],
-        n_heads=n_heads, n_kv_heads=cfg.get("n_kv_heads") or n_heads, ffn_hidden=mlp_hidden,
-        rope_theta=float(cfg.get("rope_theta", 10000.0)), norm_eps=float(cfg.get("rms_norm_eps", 1e-5)),
-        max_positions=context, qkv_bias=bool(cfg.get("include_qkv_bias", False)),
-        tie_embeddings=bool(cfg.get("weight_tying", False)),
+        vocab_size=vocab, d_model=d_model, n_layers=int_key(cfg, "n_layers"),
+        n_heads=n_heads, n_kv_heads=int_key(cfg, "n_kv_heads", n_heads), ffn_hidden=mlp_hidden,
+        rope_theta=float_key(cfg, "rope_theta", 10000.0), norm_eps=float_key(cfg, "rms_norm_eps", 1e-5),
+        max_positions=context, qkv_bias=bool_key(cfg, "include_qkv_bias", False),
+        tie_embeddings=bool_key(cfg, "weight_tying", False),
     )
-    eos = cfg.get("eos_token_id", 126081)
-    spec = DiffusionSpec(mask_id=cfg.get("mask_token_id", 126336), eos_ids=(eos,), logit_shift=0,
+    eos = token_ids_key(cfg, "eos_token_id", 126081)
+    spec = DiffusionSpec(mask_id=token_id_key(cfg, "mask_token_id", 126336), eos_ids=eos, logit_shift=0,
                          attention="full", context_len=context, default_preset="llada",
-                         pad_id=cfg.get("pad_token_id", eos))
+                         pad_id=token_id_key(cfg, "pad_token_id", eos[0]))
     return arch, spec
 
 
