@@ -20,7 +20,8 @@ from unmask.bench.report import document, file_stem, json_line, markdown_table, 
 from unmask.bench.run import run_bench
 from unmask.bench.tasks import TASKS, get_task
 from unmask.engine.llm import LLM
-from unmask.errors import UnmaskError
+from unmask.errors import ConfigError, UnmaskError
+from unmask.outputs import check_output_dir, check_output_files
 
 DEFAULT_LIMIT = 64
 DEFAULT_BATCH_SIZE = 16
@@ -84,9 +85,24 @@ def spec_from_args(args: argparse.Namespace) -> BenchSpec:
                      overrides=overrides, baseline=not args.no_baseline)
 
 
+def check_split(task: Any, split: str, limit: int) -> None:
+    """The examples of `split` can be drawn (before the model is loaded); the error lists the valid splits."""
+    try:
+        task.examples(split, limit)
+    except ConfigError as e:
+        raise ConfigError(f"--split {split}: {e}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler of `unmask bench`; raises UnmaskError (ConfigError, CheckpointError, …) on user errors."""
+    out = check_output_dir(args.out, "--out")  # before any work: a bad --out must not cost the whole run
+    for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be ≥ 1, got {value}")
     task = get_task(args.task, **parse_assignments(args.task_arg, "--task-arg", decode_fields=False))
+    stem = file_stem({"model": str(args.model), "task": task.name})
+    check_output_files(out, [f"{stem}.json", f"{stem}.md", f"{stem}.png"], "--out")
+    check_split(task, args.split, args.limit)
     configs = spec_from_args(args).configs(task.gen_length)  # validate everything before loading the model
     llm = LLM(args.model, device=args.device, dtype=args.dtype)
     records = run_bench(llm, task, configs, limit=args.limit, batch_size=args.batch_size,

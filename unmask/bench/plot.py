@@ -5,11 +5,13 @@ the Agg canvas directly (no pyplot, no global backend switch).
 """
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from unmask.bench.record import BenchRecord
+from unmask.outputs import write_atomic
 
 MISSING = "warning: matplotlib is not installed; skipping the plot (pip install 'unmask[bench]')"
 
@@ -62,7 +64,6 @@ def plot_records(records: list[BenchRecord], path: str | Path, title: str = "") 
     _panel(right, records, [r.seconds_per_example for r in records], "seconds per example (batched wall time)")
     if title:
         fig.suptitle(title, fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    return write_atomic(Path(path), buffer.getvalue())

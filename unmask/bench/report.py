@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from unmask.bench.record import BenchRecord, device_name, git_sha
+from unmask.outputs import write_atomic
 
 SCHEMA = "unmask.bench/1"
 COLUMNS = ("config", "score", "NFE", "tokens/NFE", "pos×layers/token", "tok/s", "p50 s", "p95 s", "peak mem MB",
@@ -89,12 +90,11 @@ def file_stem(meta: dict[str, Any]) -> str:
 
 
 def write_reports(records: list[BenchRecord], meta: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write <stem>.json and <stem>.md into `out_dir` (created); return {"json": path, "md": path}."""
+    """Write <stem>.json and <stem>.md into `out_dir` (created), each atomically; return {"json": path, "md": path}."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = file_stem(meta)
     paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md"}
-    paths["json"].write_text(json.dumps(document(records, meta), indent=2, allow_nan=False) + "\n",
-                             encoding="utf-8")
-    paths["md"].write_text(markdown_report(records, meta), encoding="utf-8")
+    write_atomic(paths["json"], json.dumps(document(records, meta), indent=2, allow_nan=False) + "\n")
+    write_atomic(paths["md"], markdown_report(records, meta))
     return paths

@@ -74,7 +74,8 @@ class TwoModesTask(Task):
         self.gen_length = -(-(length + 4) // 8) * 8
 
     def examples(self, split: str = "test", n: int | None = None) -> list[Example]:
-        count = self.size[check_split(split)] if n is None else n
+        check_split(split)
+        count = self.size[split] if n is None else n
         if count < 0:
             raise ConfigError(f"n must be non-negative, got {count}")
         rng = random.Random(f"{self.name}:{self.seed}:{split}")
