@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from unmask.bench.tasks import Task, get_task
-from unmask.errors import ConfigError
+from unmask.errors import CheckpointError, ConfigError
 from unmask.models.loader import parse_config, save_model
 from unmask.models.transformer import DecoderLM
 from unmask.train.char_tokenizer import DEFAULT_CHARS, EOS_ID, MASK_ID, PAD_ID, char_vocab, save_char_tokenizer
@@ -28,6 +28,7 @@ from unmask.train.data import Pair, encode_examples
 STATE_TENSORS, STATE_JSON, LOG = "train_state/moments.safetensors", "train_state/state.json", "train_log.jsonl"
 HISTORY = "commands.txt"  # one line per `unmask train` invocation on the run directory
 SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md")
+RUN_FILES = SHIPPED + (LOG, HISTORY, STATE_JSON, STATE_TENSORS)
 ARCH_FIELDS = ("task", "train_size", "task_max_steps", "d_model", "n_layers", "n_heads", "ffn_hidden",
                "max_seq_len", "seed", "batch_size")
 
@@ -120,13 +121,57 @@ def read_history(out: str | Path) -> str:
 
 
 def read_state(out: str | Path) -> dict[str, Any]:
-    """A run's saved train state (step, wall_s, config), or {} where there is none."""
+    """A run's saved train state (step, wall_s, config), or {} where there is none; CheckpointError if damaged."""
     path = Path(out) / STATE_JSON
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e}); the train state is damaged") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{path} must be an object with \"step\" and \"config\"; the train state is damaged")
+    step = meta.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"{path}: step must be an int ≥ 0, got {step!r}; the train state is damaged")
+    wall = meta.get("wall_s", 0.0)
+    if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not math.isfinite(wall):
+        raise CheckpointError(f"{path}: wall_s must be a number of seconds, got {wall!r}; the train state is damaged")
+    return meta
 
 
 def has_state(out: str | Path) -> bool:
-    return (Path(out) / STATE_JSON).is_file() and (Path(out) / STATE_TENSORS).is_file()
+    """Whether `out` holds a resumable train state; CheckpointError when only part of one is there."""
+    present = [(Path(out) / f).is_file() for f in (STATE_JSON, STATE_TENSORS, "model.safetensors")]
+    if any(present[:2]) and not all(present):
+        missing = [f for f, there in zip((STATE_JSON, STATE_TENSORS, "model.safetensors"), present) if not there]
+        raise CheckpointError(f"the train state in {out} is incomplete: {', '.join(missing)} missing; "
+                              "rerun without --resume (and with --overwrite) to start over")
+    return all(present)
+
+
+def run_files(out: str | Path) -> list[str]:
+    """The files of an earlier `unmask train` run present in `out`."""
+    return [f for f in RUN_FILES if (Path(out) / f).is_file()]
+
+
+def clear_run(out: str | Path) -> None:
+    """Delete an earlier run's files from `out` (--overwrite); other files stay."""
+    for name in run_files(out):
+        (Path(out) / name).unlink()
+    state_dir = (Path(out) / STATE_JSON).parent
+    if state_dir.is_dir() and not any(state_dir.iterdir()):
+        state_dir.rmdir()
+
+
+def _read_tensors(file: Path) -> dict[str, torch.Tensor]:
+    if not file.is_file():
+        raise CheckpointError(f"{file} is missing; the train state cannot be resumed without it")
+    try:
+        return load_file(str(file))
+    except Exception as e:  # safetensors raises its own types for truncated or garbled files
+        raise CheckpointError(f"{file} is not a readable safetensors file ({str(e)[:120]}); "
+                              "the train state is damaged") from None
 
 
 def save(cfg: Any, run: RunSetup, model: nn.Module, opt: torch.optim.Optimizer, step: int, wall_s: float) -> None:
@@ -146,19 +191,34 @@ def save(cfg: Any, run: RunSetup, model: nn.Module, opt: torch.optim.Optimizer, 
 
 
 def load_state(out: str | Path, model: nn.Module, opt: torch.optim.Optimizer, cfg: Any) -> tuple[int, float]:
-    """Restore weights and AdamW state saved by `save`; returns (step to continue from, wall seconds so far)."""
+    """Restore weights and AdamW state saved by `save`; returns (step to continue from, wall seconds so far).
+
+    Every tensor is checked (present, shaped like its parameter) before anything is copied; a damaged state
+    raises CheckpointError naming the file."""
     out = Path(out)
-    meta = json.loads((out / STATE_JSON).read_text())
+    meta = read_state(out)
     changed = [k for k in ARCH_FIELDS if meta["config"].get(k) != getattr(cfg, k)]
     if changed:
         raise ConfigError(f"cannot resume {out}: {', '.join(changed)} differ from the saved run")
-    copy_weights(model, parse_config(llada_config(cfg))[2], load_file(str(out / "model.safetensors")))
-    moments = load_file(str(out / STATE_TENSORS))
-    for name, p in model.named_parameters():
-        if f"{name}.step" in moments:
-            opt.state[p] = {"step": moments[f"{name}.step"].reshape(()),
-                            "exp_avg": moments[f"{name}.exp_avg"].to(p), "exp_avg_sq": moments[f"{name}.exp_avg_sq"].to(p)}
-    return int(meta["step"]), float(meta.get("wall_s", 0.0))
+    names = parse_config(llada_config(cfg))[2]
+    weights, moments = _read_tensors(out / "model.safetensors"), _read_tensors(out / STATE_TENSORS)
+    params = dict(model.named_parameters())
+    wanted = {theirs: (out / "model.safetensors", tuple(params[ours].shape)) for theirs, ours in names.items()}
+    for name, p in params.items():
+        wanted.update({f"{name}.{k}": (out / STATE_TENSORS, tuple(p.shape)) for k in ("exp_avg", "exp_avg_sq")})
+        wanted[f"{name}.step"] = (out / STATE_TENSORS, ())
+    for key, (file, shape) in wanted.items():
+        tensors = weights if file.name == "model.safetensors" else moments
+        if key not in tensors:
+            raise CheckpointError(f"{file} lacks {key}; the train state is incomplete")
+        got = tensors[key]
+        if (got.numel() != 1) if shape == () else (tuple(got.shape) != shape):
+            raise CheckpointError(f"{file}: {key} has shape {list(got.shape)}, the model needs {list(shape)}")
+    copy_weights(model, names, weights)
+    for name, p in params.items():
+        opt.state[p] = {"step": moments[f"{name}.step"].reshape(()),
+                        "exp_avg": moments[f"{name}.exp_avg"].to(p), "exp_avg_sq": moments[f"{name}.exp_avg_sq"].to(p)}
+    return meta["step"], float(meta.get("wall_s", 0.0))
 
 
 class Log:

@@ -15,9 +15,9 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
-from unmask.errors import ConfigError
+from unmask.errors import ConfigError, UnmaskError
+from unmask.outputs import check_output_dir
 from unmask.train.mdlm import TrainConfig
-
 
 
 def _flag_type(annotation: Any) -> type:
@@ -37,6 +37,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=kind, default=default, help=f"{f.metadata['help']} (default: {default})")
     parser.add_argument("--export", default=None, help="after training, copy the shippable files here "
                         "(config, weights, tokenizer, model card; never the train state)")
+    parser.add_argument("--overwrite", action="store_true", help="start a new run in an --out that holds one "
+                        "(its weights, state, log and history are deleted first); without it, that is refused")
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -52,19 +54,46 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
 
 
+def preflight(cfg: TrainConfig, export: str | None, overwrite: bool) -> None:
+    """Everything checkable before a directory is created or a step is taken: task, paths, the run in --out."""
+    from unmask.train.checkpoint import has_state, make_task, read_state, run_files
+    from unmask.train.mdlm import check_resume_steps
+
+    make_task(cfg)  # an unknown --task or task argument fails here
+    out = check_output_dir(cfg.out, "--out")
+    if export is not None:
+        dest = check_output_dir(export, "--export")
+        if dest.resolve() == out.resolve():
+            raise ConfigError(f"--export {dest} is --out itself; export copies the shippable files elsewhere")
+    if cfg.init_from is not None and not (Path(cfg.init_from) / "model.safetensors").is_file():
+        raise ConfigError(f"--init-from {cfg.init_from}: need config.json and model.safetensors there")
+    if cfg.resume and overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite deletes it: pass one of them")
+    earlier = run_files(out)
+    if earlier and not cfg.resume and not overwrite:
+        raise ConfigError(f"--out {out} already holds a training run ({', '.join(earlier[:3])}"
+                          f"{', …' if len(earlier) > 3 else ''}); pass --resume to continue it or --overwrite "
+                          "to start over")
+    if cfg.resume and has_state(out):
+        check_resume_steps(cfg, read_state(out)["step"], announce=False)
+
+
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Train per the flags, write the model card, optionally export; prints the final stats as JSON."""
     from unmask.train.card import write_card
-    from unmask.train.checkpoint import HISTORY, export, read_history
+    from unmask.train.checkpoint import HISTORY, clear_run, export, read_history
     from unmask.train.mdlm import train
 
     try:
         cfg = config_from(args)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        preflight(cfg, args.export, args.overwrite)
+    except UnmaskError as e:
+        print(f"unmask train: error: {e}", file=sys.stderr)
         return 2
     argv = argv if argv is not None else [a for i, a in enumerate(sys.argv[1:]) if i or a != "train"]
     command = "unmask train " + shlex.join(argv)
+    if args.overwrite:
+        clear_run(cfg.out)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     with (Path(cfg.out) / HISTORY).open("a") as f:  # every invocation, so a resumed run's card lists them all
         f.write(command + "\n")
@@ -80,7 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unmask train", description=__doc__.split("\n")[0])
     add_flags(parser)
     argv = sys.argv[1:] if argv is None else argv
-    return run(parser.parse_args(argv), argv)
+    try:
+        return run(parser.parse_args(argv), argv)
+    except UnmaskError as e:
+        print(f"unmask train: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -88,6 +88,10 @@ class TrainConfig:
         for name in ("eval_n", "warmup", "eval_every", "save_every", "threads", "grad_clip", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or not 0 <= self.mask_eps < 1:
             raise ConfigError("need lr > 0, 0 ≤ min_lr_ratio ≤ 1 and 0 ≤ mask_eps < 1")
         if not 0 <= self.prefix_prob <= 1:
@@ -208,6 +212,16 @@ def uses_autocast(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.dtype == "bf16" or (cfg.dtype == "auto" and device.type == "cuda")
 
 
+def check_resume_steps(cfg: TrainConfig, saved: int, announce: bool = True) -> None:
+    """A resumed run must have steps left to train, or say that it has none."""
+    if saved > cfg.steps:
+        raise ConfigError(f"the run in {cfg.out} is already at step {saved}, past --steps {cfg.steps}; "
+                          f"pass --steps > {saved} to train further (the schedule is set by --steps)")
+    if saved == cfg.steps and announce:
+        print(f"train: the run in {cfg.out} already reached step {saved} = --steps: nothing to train"
+              + (", evaluating it" if cfg.eval_n else ""), file=sys.stderr)
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) per `cfg`; returns the final stats (loss, tokens/s, wall time, accuracies)."""
     from unmask.train import checkpoint
@@ -221,6 +235,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     model, opt, start, wall0 = run.model.to(device), make_optimizer(run.model, cfg), 0, 0.0
     if cfg.resume and checkpoint.has_state(cfg.out):
         start, wall0 = checkpoint.load_state(cfg.out, model, opt, cfg)
+        check_resume_steps(cfg, start)
     model.rotary.build_tables(device)
     stream = BatchStream(run.pairs, cfg.batch_size, cfg.seed)
     bar, log, tokens = Progress(cfg.steps, start), checkpoint.Log(cfg.out), 0
