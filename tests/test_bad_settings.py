@@ -113,3 +113,12 @@ def test_clamping_changes_only_what_was_not_set():
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_are_unchanged_without_overrides(name):
     assert DecodeConfig.preset(name).to_dict() == DecodeConfig(**PRESETS[name].values).to_dict()
+
+
+def test_checkpoint_defaults_are_clamped_like_the_preset():
+    shipped = {"gen_length": 48, "steps": 48, "block_length": 16}  # e.g. tiny-arith's unmask_decode.json
+    cfg = DecodeConfig.preset("llada", defaults=shipped, gen_length=8)
+    assert (cfg.gen_length, cfg.steps, cfg.block_length) == (8, 8, 8)
+    assert DecodeConfig.preset("llada", defaults=shipped).to_dict() == DecodeConfig.preset("llada", **shipped).to_dict()
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        DecodeConfig.preset("llada", defaults=[1])

@@ -9,7 +9,7 @@ import sys
 from typing import Any, Callable
 
 from unmask.config import DecodeConfig
-from unmask.errors import UnmaskError
+from unmask.errors import ConfigError, UnmaskError
 from unmask.presets import PRESETS
 from unmask.settings import parse_assignments, parse_field
 
@@ -125,18 +125,37 @@ def _register_optional(module_name: str, sub: Any, handlers: dict[str, Handler])
     handlers[module_name.split(".")[-2]] = module.run
 
 
+def check_utf8(argv: list[str]) -> None:
+    """Arguments decoded with surrogateescape (bytes that are not UTF-8) cannot be prompts or names."""
+    for i, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                shown = repr(arg.encode("utf-8", "surrogateescape"))
+            except UnicodeEncodeError:
+                shown = ascii(arg)
+            raise ConfigError(f"argument {i} ({shown[:60]}) is not valid UTF-8 text") from None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser, handlers = build_parser()
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return 2
+    """Run a command; user errors print one line and exit 2, Ctrl-C (even while torch loads) exits 130."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = "unmask"
     try:
+        check_utf8(argv)
+        parser, handlers = build_parser()  # imports the subcommands, and with them torch
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 2
+        command = f"unmask {args.command}"
         return handlers[args.command](args)
     except UnmaskError as e:
-        print(f"unmask {args.command}: error: {e}", file=sys.stderr)
+        print(f"{command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -68,12 +68,12 @@ class DecodeConfig:
         check_config(self)
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "DecodeConfig":
-        """The published recipe `name` with `overrides` applied (validated as a whole).
+    def preset(cls, name: str, defaults: Mapping[str, Any] | None = None, **overrides: Any) -> "DecodeConfig":
+        """The published recipe `name`, then `defaults` (e.g. a checkpoint's own settings), then `overrides`.
 
-        A preset's block_length and steps are for its own gen_length: when `overrides` shortens gen_length
-        without setting them, they are clamped to the new gen_length (only configs that would be invalid
-        change: a block or a quota longer than the canvas cannot work).
+        The block_length and steps of the preset and `defaults` are for their own gen_length: when `overrides`
+        shortens gen_length without setting them, they are clamped to the new gen_length (only configs that
+        would be invalid change: a block or a quota longer than the canvas cannot work).
         """
         from unmask.presets import PRESETS
 
@@ -82,12 +82,12 @@ class DecodeConfig:
                               f"choose one of: {', '.join(sorted(PRESETS))}")
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}")
-        values = {**PRESETS[name].values, **cls._checked_mapping(overrides)}
+        base = {**PRESETS[name].values, **cls._checked_mapping(defaults or {})}
+        values = {**base, **cls._checked_mapping(overrides)}
         gen_length = values.get("gen_length")
         if isinstance(gen_length, int) and not isinstance(gen_length, bool) and gen_length > 0:
             for key in ("block_length", "steps"):
-                preset_value = PRESETS[name].values.get(key)
-                if key not in overrides and isinstance(preset_value, int) and preset_value > gen_length:
+                if key not in overrides and isinstance(base.get(key), int) and base[key] > gen_length:
                     values[key] = gen_length
         return cls.from_dict(values)
 
