@@ -34,10 +34,13 @@ def test_drift_below_gamma_recomputes_deep_layers_next_step(arch, monkeypatch):
     request = ElasticCache.host_request
 
     def spy(self, state):   # after each step: this step's drift values and the boundary read back for the next
-        sims = torch.stack([self.sims.get(i, torch.ones(len(PROMPTS))) for i in range(n)])   # (n, B)
+        sims = torch.stack([self.sims.get(i, torch.ones(state.batch)) for i in range(n)])   # (n, B)
         below = ((sims < gamma) & ~state.finished[None, :]).any(1).nonzero().flatten().tolist()
         values = request(self, state)
-        seen.append((below[0] if below else n, *values.tolist()))
+        active = (~state.finished).tolist()   # finished rows leave before the next step
+        widths = [w for w, a in zip(values.tolist()[:state.batch], active) if a]
+        bounds = [b for b, a in zip(values.tolist()[state.batch:], active) if a]
+        seen.append((below[0] if below else n, max(widths, default=0), min(bounds, default=n)))
         return values
 
     monkeypatch.setattr(ElasticCache, "host_request", spy)

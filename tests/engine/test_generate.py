@@ -104,7 +104,7 @@ def test_checkpoint_decode_defaults(tmp_path):
     import json
     import shutil
 
-    from conftest import write_tiny_model
+    from tiny_models import write_tiny_model
     from unmask.errors import CheckpointError
 
     path = write_tiny_model(tmp_path / "m")

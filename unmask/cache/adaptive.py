@@ -103,7 +103,7 @@ class AttentionKVView(KVView):
 class D2Cache(Cache):
     """d2Cache: certainty-density masked selection + attention-rollout selection, K/V reused elsewhere."""
 
-    row_fields = ("store", "conf", "selected")
+    row_fields = ("store", "conf", "selected", "width_rows")
 
     def __init__(self, d2_current_k: int = 32, d2_sigma: float = 10.0, rollout_p: float = 0.1, inflate_w: int = 0,
                  block_length: int | None = None, spec: DiffusionSpec | None = None) -> None:
@@ -113,7 +113,7 @@ class D2Cache(Cache):
         self.store = KVStore()
         self.conf: Tensor | None = None          # (B, G) last known score of each position
         self.selected: Tensor | None = None      # (B, L) bool: next step's positions
-        self.width = 0                           # host: S of the next step
+        self.width_rows: list[int] = []          # host, per row: positions it selected for the next step
         self.attention: list[Tensor] = []        # per layer (B, S, L) head-mean probabilities
 
     def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:
@@ -122,7 +122,7 @@ class D2Cache(Cache):
         if not self.store or self.selected is None:
             self.compute = self.write = None
         else:
-            self.compute, self.write = pack(self.selected, max(self.width, 1))
+            self.compute, self.write = pack(self.selected, max(1, max(self.width_rows)))
         logits_at, predicts = predictions(self.compute, self.write, canvas, state)
         view = AttentionKVView(self, self.store, self.compute, self.write, canvas.key_mask[:, None, None, :])
         return Plan(compute=self.compute, logits_at=logits_at, predicts=predicts, view=view)
@@ -175,18 +175,21 @@ class D2Cache(Cache):
         self.attention = []
 
     def host_request(self, state: DecodeState) -> Tensor:
-        return torch.where(state.finished, 0, self.selected.sum(-1)).max().reshape(1).long()
+        return self.selected.sum(-1).long()
 
     def host_reply(self, values: list[int]) -> None:
-        self.width = values[0]
+        self.width_rows = values
 
     def reset(self, rows: Tensor | None = None) -> None:
         if rows is None:
             self.store.clear()
             self.conf = self.selected = None
+            self.width_rows = []
         elif self.selected is not None:   # a new row recomputes every position next step
             self.selected = self.selected.index_fill(0, rows.flatten().long(), True)
-            self.width = self.selected.shape[1]
+            for r in rows.flatten().tolist():
+                if r < len(self.width_rows):
+                    self.width_rows[r] = self.selected.shape[1]
 
     def nbytes(self) -> int:
         return self.store.nbytes() + sum(t.numel() * t.element_size() for t in (self.conf, self.selected)

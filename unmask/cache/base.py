@@ -1,6 +1,7 @@
 """Cache ABC: a cache plans each forward (what to compute, what to reuse) and updates itself after it."""
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 
 import torch
@@ -53,6 +54,34 @@ class Cache(ABC):
     def host_reply(self, values: list[int]) -> None:
         """The values of `host_request`, read back with the step's one host sync."""
 
+    def heavy_rows(self, state: DecodeState) -> list[bool] | None:
+        """Host, per row: whether its next forward is much larger than the others' (a refresh). The engine runs
+        such rows in a forward of their own, so one row opening a block never makes the others recompute."""
+        return None
+
+    def split(self, rows: list[int]) -> "Cache":
+        """Move `rows` into a new cache of the same kind (returned); this one keeps the others, in order."""
+        other = copy.copy(self)
+        rest = [r for r in range(self.batch_rows()) if r not in set(rows)]
+        for name in self.row_fields:
+            value = getattr(self, name)
+            setattr(other, name, take(value, rows))
+            setattr(self, name, take(value, rest))
+        return other
+
+    def merge(self, other: "Cache") -> None:
+        """Append `other`'s rows (a cache split from this one) after this one's."""
+        for name in self.row_fields:
+            setattr(self, name, concat(getattr(self, name), getattr(other, name)))
+
+    def batch_rows(self) -> int:
+        """Rows held now (from the first row field that holds any)."""
+        for name in self.row_fields:
+            n = rows_of(getattr(self, name))
+            if n is not None:
+                return n
+        return 0
+
     def take_rows(self, index: list[int]) -> None:
         """Keep rows `index` in that order; -1 entries are new rows (their storage is zero until refreshed)."""
         for name in self.row_fields:
@@ -62,14 +91,43 @@ class Cache(ABC):
             self.reset(torch.tensor(new, dtype=torch.long))
 
 
+def rows_of(value) -> int | None:
+    if isinstance(value, KVStore):
+        return rows_of(value.keys)
+    if isinstance(value, dict):
+        return next((rows_of(v) for v in value.values()), None)
+    if isinstance(value, list):
+        return len(value) if value else None
+    return None if value is None else value.shape[0]
+
+
+def concat(a, b):
+    """Rows of a then rows of b, for any per-row value; an empty or unset side gives the other."""
+    if rows_of(a) is None:
+        return b
+    if rows_of(b) is None:
+        return a
+    if isinstance(a, KVStore):
+        out = KVStore()
+        out.keys, out.values = concat(a.keys, b.keys), concat(a.values, b.values)
+        return out
+    if isinstance(a, dict):
+        if set(a) != set(b):
+            raise RuntimeError(f"cannot merge caches holding different layers: {sorted(a)} vs {sorted(b)}")
+        return {k: concat(a[k], b[k]) for k in a}
+    if isinstance(a, list):
+        return a + b
+    return torch.cat([a, b])
+
+
 def take(value, index: list[int]):
-    """Rows `index` of a per-row value (-1: a new zero / None row)."""
+    """Rows `index` of a per-row value (-1: a new zero / None row), in new containers."""
     if value is None:
         return None
     if isinstance(value, KVStore):
-        value.keys = take(value.keys, index)
-        value.values = take(value.values, index)
-        return value
+        out = KVStore()
+        out.keys, out.values = take(value.keys, index), take(value.values, index)
+        return out
     if isinstance(value, dict):
         return {k: take(v, index) for k, v in value.items()}
     if isinstance(value, list):

@@ -25,7 +25,7 @@ from unmask.models.spec import DiffusionSpec
 class DelayedCache(Cache):
     """Cache decoded tokens' K/V one step after decoding; full refresh every `cache_reloading_step` steps."""
 
-    row_fields = ("store", "valid", "fresh")
+    row_fields = ("store", "valid", "fresh", "need_rows")
 
     def __init__(self, spec: DiffusionSpec | None = None, cache_reloading_step: int = 8) -> None:
         self.attention = spec.attention if spec is not None else "full"
@@ -33,7 +33,7 @@ class DelayedCache(Cache):
         self.store = KVStore()
         self.valid: Tensor | None = None     # (B, L) bool: cached K/V were computed with the final token
         self.pending: tuple | None = None    # (compute (B, Q) | None, write (B, Q) | None, masked (B, Q))
-        self.need_next = 0                   # host: the most positions an active row needs next step
+        self.need_rows: list[int] = []       # host, per row: positions it needs recomputed next step
         self.fresh: list[bool] = []          # host, per row: joined since the last step (reload it)
 
     def needs(self, state: DecodeState, P: int, shift: int) -> Tensor:
@@ -70,7 +70,8 @@ class DelayedCache(Cache):
             return plan
         needs = self.needs(state, P, shift)                                 # (B, G)
         idx = torch.arange(G, device=needs.device)
-        order = torch.where(needs, idx, idx + G).argsort(-1)[:, :self.need_next]  # needed slots first
+        need = max(1, max(self.need_rows))
+        order = torch.where(needs, idx, idx + G).argsort(-1)[:, :need]     # needed slots first
         g = order.sort(-1).values                                           # (B, Q) distinct slots
         compute = P - shift + g                                             # (B, Q) canvas indices
         write = needs.gather(1, g)
@@ -90,19 +91,21 @@ class DelayedCache(Cache):
             self.valid = self.valid.scatter(1, compute, fresh)
         self.pending = None
 
+    def heavy_rows(self, state: DecodeState) -> list[bool]:
+        return self.refresh_rows(state)
+
     def host_request(self, state: DecodeState) -> Tensor:
-        """The most positions an active row needs recomputed next step."""
+        """Per row: the positions it needs recomputed next step."""
         P = self.valid.shape[1] - state.gen_length
-        counts = self.needs(state, P, self.shift).sum(-1)
-        return torch.where(state.finished, 0, counts).max().clamp(min=1).reshape(1)
+        return self.needs(state, P, self.shift).sum(-1).long()
 
     def host_reply(self, values: list[int]) -> None:
-        self.need_next = values[0]
+        self.need_rows = values
 
     def reset(self, rows: Tensor | None = None) -> None:
         if rows is None:
             self.store.clear()
-            self.valid, self.fresh = None, []
+            self.valid, self.fresh, self.need_rows = None, [], []
             return
         for r in rows.flatten().tolist():   # not a per-step path: rows joined
             if r < len(self.fresh):

@@ -127,7 +127,7 @@ class ElasticView(CacheView, LayerView):
 class ElasticCache(Cache):
     """Elastic-Cache: sliding-window queries, drift-gated deep-layer refresh from cached layer inputs."""
 
-    row_fields = ("store", "qs", "inputs", "track", "boundary")
+    row_fields = ("store", "qs", "inputs", "track", "boundary", "width_rows", "bound_rows")
 
     def __init__(self, elastic_window: int = 16, gamma: float = 0.9, track_num: int = 1,
                  spec: DiffusionSpec | None = None, remask: str = "none") -> None:
@@ -142,7 +142,9 @@ class ElasticCache(Cache):
         self.new_track: dict[int, Tensor] = {}
         self.sims: dict[int, Tensor] = {}        # per layer (B,) cosine similarity of this step
         self.boundary: Tensor | None = None      # (B,) long: first layer recomputed in full next step
-        self.n_layers, self.width, self.b_min = 0, 1, 0   # host values
+        self.n_layers, self.b_min = 0, 0              # host values
+        self.width_rows: list[int] = []               # host, per row: its next query-set size
+        self.bound_rows: list[int] = []               # host, per row: its next boundary layer
         self.view: ElasticView | None = None
 
     def window_slots(self, state: DecodeState) -> Tensor:
@@ -167,11 +169,13 @@ class ElasticCache(Cache):
         self.allowed = canvas.key_mask & torch.cat([torch.ones_like(canvas.prompt, dtype=torch.bool),
                                                     ~state.is_masked], 1)                  # (B, L) unmasked
         query = self.query_mask(state)
+        known = len(self.bound_rows) == B and None not in self.bound_rows
+        self.b_min = min(self.bound_rows) if known else 0
         if self.boundary is None or not self.store:
             self.boundary, self.b_min = torch.zeros(B, dtype=torch.long, device=query.device), 0
         compute = wanted = None
         if self.b_min > 0:
-            compute, wanted = pack(query, max(self.width, 1))                          # (B, S)
+            compute, wanted = pack(query, max(1, max(self.width_rows)))               # (B, S)
         W = min(self.window, G)
         slots, valid = pack(self.window_slots(state), W)                              # (B, W)
         rows = P - canvas.logit_shift + slots
@@ -213,23 +217,24 @@ class ElasticCache(Cache):
         plan.step_cost = b * (0 if v.compute is None else v.compute.shape[1]) + (n - b) * L
 
     def host_request(self, state: DecodeState) -> Tensor:
-        """[largest next Q among active rows, smallest next boundary among active rows]."""
-        active = ~state.finished
-        width = torch.where(active, self.query_mask(state).sum(-1), 0).max()
-        b_min = torch.where(active, self.boundary, self.n_layers).min()
-        return torch.stack([width, b_min]).long()
+        """Per row: [its next query-set size (B), its next boundary (B)]."""
+        return torch.cat([self.query_mask(state).sum(-1), self.boundary]).long()
 
     def host_reply(self, values: list[int]) -> None:
-        self.width, self.b_min = values
+        B = len(values) // 2
+        self.width_rows, self.bound_rows = values[:B], values[B:]
 
     def reset(self, rows: Tensor | None = None) -> None:
         if rows is None:
             for buf in (self.qs, self.inputs, self.track, self.new_track):
                 buf.clear()
             self.store.clear()
-            self.boundary = None
+            self.boundary, self.width_rows, self.bound_rows = None, [], []
         elif self.boundary is not None:
             self.boundary = self.boundary.index_fill(0, rows.flatten().long(), 0)
+            for r in rows.flatten().tolist():
+                if r < len(self.bound_rows):
+                    self.bound_rows[r] = 0
         self.b_min = 0
 
     def nbytes(self) -> int:

@@ -130,6 +130,12 @@ class FeatureCache(Cache, CacheView):
         self.counted: Tensor | int = 0
         self.n_layers = 0
 
+    def heavy_rows(self, state: DecodeState) -> list[bool] | None:
+        """Rows due for a prompt or response refresh."""
+        if self.ages is None or len(self.ages) != state.batch or None in self.ages:
+            return None
+        return [a[0] % self.prompt_interval == 0 or a[1] % self.response_interval == 0 for a in self.ages]
+
     def layer(self, index: int) -> FeatureLayer:
         self.n_layers = max(self.n_layers, index + 1)
         return FeatureLayer(self, index)

@@ -28,7 +28,7 @@ from unmask.models.spec import DiffusionSpec
 class WindowedKVCache(Cache):
     """Refresh a row at each block start; in between, compute and write only `span(lo)` per row."""
 
-    row_fields = ("store", "row_window")
+    row_fields = ("store", "row_window", "refresh_next", "span_rows")
 
     def __init__(self, block_length: int, spec: DiffusionSpec | None = None,
                  cache_update_freq: int | None = None) -> None:
@@ -37,8 +37,8 @@ class WindowedKVCache(Cache):
         self.update_freq = cache_update_freq   # also refresh every row every this many steps (dInfer)
         self.store = KVStore()
         self.row_window: Tensor | None = None  # (B,) long: the block each row's cache was refreshed for
-        self.full_next = True                  # host: the next forward must be a full one
-        self.span_next = 0                     # host: the longest span an active row needs next step
+        self.refresh_next: list[bool] = []     # host, per row: it opens a new block (refreshes) next step
+        self.span_rows: list[int] = []         # host, per row: the span it computes next step
         self.dims = (0, 0, 0)                  # host: (prompt length P, canvas length L, logit shift)
 
     # ---- subclass hooks ---------------------------------------------------------------------------
@@ -47,12 +47,20 @@ class WindowedKVCache(Cache):
         raise NotImplementedError
 
     def span_length(self, canvas: Canvas) -> int:
-        """Q of a reuse step (host int); default: the longest span an active row asked for."""
-        return self.span_next
+        """Q of a reuse step (host int); default: the longest span a row asked for."""
+        return max(self.span_rows)
 
     def forced(self, state: DecodeState) -> list[bool]:
         """Host, per row: whether this step refreshes the row regardless of blocks (its own clock decides)."""
         return [bool(self.update_freq) and step % self.update_freq == 0 for step in state.row_steps]
+
+    def refreshes(self, state: DecodeState) -> list[bool]:
+        """Host, per row: whether this step refreshes the row (a new block, its clock, or it is new)."""
+        known = self.refresh_next if len(self.refresh_next) == state.batch else [True] * state.batch
+        return [bool(r) or f for r, f in zip(known, self.forced(state))]
+
+    def heavy_rows(self, state: DecodeState) -> list[bool]:
+        return self.refreshes(state)
 
     # ---- Cache ------------------------------------------------------------------------------------
     def block_lo(self, canvas: Canvas, window_index: Tensor) -> Tensor:
@@ -64,7 +72,7 @@ class WindowedKVCache(Cache):
         lo = self.block_lo(canvas, state.window_index)                               # (B,)
         first, hi = self.span(lo, L)
         forced = self.forced(state)
-        if self.full_next or not self.store or self.row_window is None or any(forced):
+        if any(self.refreshes(state)) or not self.store or self.row_window is None:
             if self.row_window is None or not self.store:
                 refresh = torch.ones_like(state.finished)                                # (B,) bool
             else:
@@ -93,24 +101,26 @@ class WindowedKVCache(Cache):
         return first_masked.clamp(max=G - 1) // self.block_length
 
     def host_request(self, state: DecodeState) -> Tensor:
-        """[any active row opens a new block next step, longest span an active row needs next step]."""
-        nxt, active = self.next_window(state), ~state.finished
-        refresh = (nxt != self.row_window) & active
+        """Per row: [opens a new block next step (B), the span it needs next step (B)]."""
+        nxt = self.next_window(state)
         P, L, shift = self.dims
         first, hi = self.span(P + nxt * self.block_length - shift, L)
-        longest = torch.where(active, hi - first, 0).max()
-        return torch.stack([refresh.any().long(), longest.long()])
+        return torch.cat([(nxt != self.row_window).long(), (hi - first).long()])
 
     def host_reply(self, values: list[int]) -> None:
-        self.full_next, self.span_next = bool(values[0]), int(values[1])
+        B = len(values) // 2
+        self.refresh_next, self.span_rows = [bool(v) for v in values[:B]], values[B:]
 
     def reset(self, rows: Tensor | None = None) -> None:
         if rows is None:
             self.store.clear()
-            self.row_window = None
-        elif self.row_window is not None:
+            self.row_window, self.refresh_next, self.span_rows = None, [], []
+            return
+        if self.row_window is not None:
             self.row_window = self.row_window.index_fill(0, rows.flatten().long(), -1)
-        self.full_next = True   # a reset row refreshes on the next step (all rows compute that step)
+        for r in rows.flatten().tolist():   # a new row refreshes at its first step
+            if r < len(self.refresh_next):
+                self.refresh_next[r], self.span_rows[r] = True, 0
 
     def nbytes(self) -> int:
         return self.store.nbytes()

@@ -76,8 +76,47 @@ class Group:
         self.canvas, self.state = self.canvas.select(rows), self.state.select(rows)
         self.parts.cache.take_rows(rows)
 
+    def split(self, rows: list[int]) -> "Group":
+        """Move `rows` into a new group with the same config and width (their cache rows move with them)."""
+        part = Group(self.config, self.prompt_width, self.model, self.spec, self.device)
+        part.key = self.key
+        rest = [r for r in range(len(self.rows)) if r not in set(rows)]
+        part.rows, part.generators[:] = [self.rows[r] for r in rows], [self.generators[r] for r in rows]
+        part.canvas, part.state = self.canvas.select(rows), self.state.select(rows)
+        part.parts.cache = self.parts.cache.split(rows)
+        self.rows, self.generators[:] = [self.rows[r] for r in rest], [self.generators[r] for r in rest]
+        self.canvas, self.state = self.canvas.select(rest), self.state.select(rest)
+        return part
+
+    def merge(self, part: "Group") -> None:
+        """Take back the rows of a group split from this one (appended after this group's rows)."""
+        if not part.rows:
+            return
+        if not self.rows:
+            self.rows, self.canvas, self.state = part.rows, part.canvas, part.state
+            self.generators[:] = part.generators
+            self.parts.cache = part.parts.cache
+            return
+        self.rows += part.rows
+        self.generators += part.generators
+        self.canvas, self.state = Canvas.cat(self.canvas, part.canvas), DecodeState.cat(self.state, part.state)
+        self.parts.cache.merge(part.parts.cache)
+
     # ---- one step ---------------------------------------------------------------------------------
     def step(self) -> list[StepOutput]:
+        """One denoising step for every row. Rows whose forward is a refresh (new rows, rows opening a block)
+        run in a forward of their own, so the others keep their cheap reuse step."""
+        heavy = self.parts.cache.heavy_rows(self.state) or [False] * len(self.rows)
+        heavy = [h or s == 0 for h, s in zip(heavy, self.state.row_steps)]
+        if not any(heavy) or all(heavy):
+            return self.step_rows()
+        part = self.split([r for r, h in enumerate(heavy) if h])
+        outputs = self.step_rows() + part.step_rows()
+        self.last_step_cost = max(self.last_step_cost, part.last_step_cost)   # per row: the larger forward
+        self.merge(part)
+        return outputs
+
+    def step_rows(self) -> list[StepOutput]:
         """One denoising step for every row; finished rows leave. One host transfer."""
         state, cache = self.state, self.parts.cache
         plan, broken = denoise_step(self.model, self.canvas, state, self.parts)

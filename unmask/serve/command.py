@@ -43,6 +43,23 @@ def check_limits(args: argparse.Namespace) -> None:
         raise ConfigError(f"--drain-timeout must be ≥ 0, got {args.drain_timeout}")
 
 
+def graceful_server(uvicorn, config):
+    """A uvicorn server that treats SIGTERM/SIGINT as "drain and exit 0".
+
+    uvicorn ≥ 0.29 re-raises a caught signal after its graceful shutdown, so the process would die by
+    SIGTERM (exit -15) even though every request was finished; process managers read that as a crash.
+    """
+
+    class GracefulServer(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list) and not self.force_exit:
+                captured.clear()
+
+    return GracefulServer(config)
+
+
 def run(args: argparse.Namespace) -> int:
     check_limits(args)
     try:
@@ -67,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             timeout_graceful_shutdown=max(1, int(args.drain_timeout)))
     try:
-        uvicorn.Server(config).run()
+        graceful_server(uvicorn, config).run()
     except OSError as e:
         raise ConfigError(f"cannot bind {args.host}:{args.port}: {e.strerror or e}") from None
     return 0
