@@ -36,7 +36,7 @@ def decode_config(args: argparse.Namespace, llm: Any) -> DecodeConfig:
     overrides.update(parse_assignments(args.set))
     if args.preset is None:
         return llm.default_config(**overrides)
-    return DecodeConfig.preset(args.preset, **overrides)
+    return llm.preset_config(args.preset, **overrides)
 
 
 # ---- generate ---------------------------------------------------------------------------------------

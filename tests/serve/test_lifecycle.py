@@ -30,7 +30,7 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
 def test_disconnect_mid_stream_aborts_and_frees_the_slot(tiny_arith):
     with LiveServer(tiny_arith, ServeConfig("tiny-arith", max_tokens=64)) as server, \
             httpx.Client(base_url=server.url, timeout=30) as http:
-        # hold the engine thread inside its steps a little, so the stream is surely mid-way when we leave
+        # hold the engine inside its steps a little, so the stream is surely mid-way when we leave
         step = server.engine.step
         server.engine.step = lambda: (time.sleep(0.02), step())[1]
         with http.stream("POST", "/v1/completions", json=LONG) as r:

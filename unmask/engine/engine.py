@@ -30,6 +30,7 @@ from unmask.errors import ConfigError, RequestError
 from unmask.models.spec import DiffusionSpec
 
 MAX_SEED = 2 ** 63
+BATCHING = ("continuous", "static")
 
 
 @dataclass
@@ -48,22 +49,25 @@ class EngineStats:
 
 
 def bucket(n: int, minimum: int = 16) -> int:
-    """The next power of two ≥ n (at least `minimum`): prompt widths of serving groups."""
-    width = minimum
-    while width < n:
-        width *= 2
-    return width
+    """The prompt width of a serving group opened by a prompt of n tokens: n rounded up to a multiple of
+    max(minimum, 2**(bit_length(n) - 3)), so padding costs at most 1/4 and there are four widths per octave."""
+    step = max(minimum, 1 << max(0, n.bit_length() - 3))
+    return -(-n // step) * step
 
 
 class Engine:
-    """Continuous batching over one model. `prompt_bucket`: pad group prompt widths to powers of two (serving),
-    or to exactly the longest prompt admitted with the group (offline batches)."""
+    """Continuous batching over one model. `prompt_bucket`: round group prompt widths up (serving, see `bucket`),
+    or use exactly the longest prompt admitted with the group (offline batches). `batching="static"` is the old
+    one-batch-at-a-time pattern, kept for comparison: waiting requests are admitted only when nothing runs."""
 
     def __init__(self, model: nn.Module, spec: DiffusionSpec, device: torch.device | str = "cpu", *,
                  max_running: int = 256, max_waiting: int | None = None, prompt_bucket: bool = False,
-                 detokenize=None) -> None:
+                 batching: str = "continuous", detokenize=None) -> None:
         if max_running < 1:
             raise ConfigError(f"max_running must be ≥ 1, got {max_running}")
+        if batching not in BATCHING:
+            raise ConfigError(f"batching must be one of {', '.join(BATCHING)}, got {batching!r}")
+        self.batching = batching
         self.model, self.spec, self.device = model, spec, torch.device(device)
         self.max_running, self.max_waiting, self.prompt_bucket = max_running, max_waiting, prompt_bucket
         self.detokenize = detokenize
@@ -175,15 +179,18 @@ class Engine:
         return StepOutput(req.request_id, finished=True, completion=completion)
 
     def admit(self) -> None:
-        """FIFO: waiting → running while rows are free. A request joins a group it fits, else a new group whose
-        prompt width covers every request that opens it in this round."""
+        """FIFO: waiting → running while rows are free. A request that fits a running group (same key, prompt
+        not wider) arrives in it at its next step, where it computes its whole canvas together with the group's
+        other refreshing rows; the others open groups whose width covers every request opening them now."""
+        if self.batching == "static" and any(self.groups):
+            return
         opening: dict[tuple, list[RequestState]] = {}
         running = self.num_running
         while self.waiting and running < self.max_running:
             req = self.waiting.popleft()
-            group = next((g for g in self.groups if g.fits(req)), None)
-            if group is not None:
-                group.join([req])
+            target = self.target_group(req)
+            if target is not None:
+                target.arriving.append(req)
             else:
                 opening.setdefault(req.group_key, []).append(req)
             running += 1
@@ -195,6 +202,11 @@ class Engine:
             group.key = requests[0].group_key
             group.join(requests)
             self.groups.append(group)
+
+    def target_group(self, req: RequestState) -> Group | None:
+        """The narrowest running group `req` fits (same key, prompt not wider than the group's)."""
+        fitting = [g for g in self.groups if g.fits(req)]
+        return min(fitting, key=lambda g: g.prompt_width, default=None)
 
     def account(self, out: StepOutput) -> None:
         if not out.finished:

@@ -28,6 +28,7 @@ class Group:
                  device: torch.device) -> None:
         self.config, self.prompt_width, self.model, self.spec, self.device = config, prompt_width, model, spec, device
         self.key = None
+        self.arriving: list[RequestState] = []   # admitted; they join at the start of the next step
         self.rows: list[RequestState] = []
         self.generators: list[torch.Generator] = []
         self.parts = build_parts(config, spec, self.generators)
@@ -36,7 +37,7 @@ class Group:
         self.max_steps = 4 * config.gen_length + 8   # each step commits ≥ 1 per row; this only guards remasking
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.rows) + len(self.arriving)
 
     def fits(self, request: RequestState) -> bool:
         return request.group_key == self.key and request.prompt_length <= self.prompt_width
@@ -76,10 +77,15 @@ class Group:
         self.canvas, self.state = self.canvas.select(rows), self.state.select(rows)
         self.parts.cache.take_rows(rows)
 
-    def split(self, rows: list[int]) -> "Group":
-        """Move `rows` into a new group with the same config and width (their cache rows move with them)."""
+    def sibling(self) -> "Group":
+        """An empty group with this one's config and width (its rows can merge into this one)."""
         part = Group(self.config, self.prompt_width, self.model, self.spec, self.device)
         part.key = self.key
+        return part
+
+    def split(self, rows: list[int]) -> "Group":
+        """Move `rows` into a new group with the same config and width (their cache rows move with them)."""
+        part = self.sibling()
         rest = [r for r in range(len(self.rows)) if r not in set(rows)]
         part.rows, part.generators[:] = [self.rows[r] for r in rows], [self.generators[r] for r in rows]
         part.canvas, part.state = self.canvas.select(rows), self.state.select(rows)
@@ -104,17 +110,28 @@ class Group:
 
     # ---- one step ---------------------------------------------------------------------------------
     def step(self) -> list[StepOutput]:
-        """One denoising step for every row. Rows whose forward is a refresh (new rows, rows opening a block)
-        run in a forward of their own, so the others keep their cheap reuse step."""
-        heavy = self.parts.cache.heavy_rows(self.state) or [False] * len(self.rows)
-        heavy = [h or s == 0 for h, s in zip(heavy, self.state.row_steps)]
-        if not any(heavy) or all(heavy):
+        """One denoising step for every row. Rows whose forward is a refresh (arriving rows, rows opening a
+        block) run together in a forward of their own, so the others keep their cheap reuse step."""
+        arriving, self.arriving = self.arriving, []
+        heavy = self.heavy_rows()
+        if all(heavy) or (not any(heavy) and not arriving):
+            if arriving:
+                self.join(arriving)
             return self.step_rows()
-        part = self.split([r for r, h in enumerate(heavy) if h])
+        part = self.split([r for r, h in enumerate(heavy) if h]) if any(heavy) else self.sibling()
+        if arriving:
+            part.join(arriving)
         outputs = self.step_rows() + part.step_rows()
         self.last_step_cost = max(self.last_step_cost, part.last_step_cost)   # per row: the larger forward
         self.merge(part)
         return outputs
+
+    def heavy_rows(self) -> list[bool]:
+        """Per row: whether its next forward is a refresh (its first step, or the cache says so)."""
+        if not self.rows:
+            return []
+        heavy = self.parts.cache.heavy_rows(self.state) or [False] * len(self.rows)
+        return [h or s == 0 for h, s in zip(heavy, self.state.row_steps)]
 
     def step_rows(self) -> list[StepOutput]:
         """One denoising step for every row; finished rows leave. One host transfer."""

@@ -78,7 +78,7 @@ class LLM:
 
     def default_config(self, **overrides: object) -> DecodeConfig:
         """The model's own preset, with the checkpoint's `unmask_decode.json` settings and then `overrides`."""
-        return DecodeConfig.preset(self.spec.default_preset, **{**self.decode_defaults, **overrides})
+        return self.preset_config(self.spec.default_preset, **overrides)
 
     # ---- prompts -> batch -------------------------------------------------------------------------
     def encode(self, prompts: Sequence[str] | Sequence[Sequence[int]], chat: bool = False,
@@ -143,11 +143,16 @@ class LLM:
             raise GenerationError(f"prompt {failed[0][0]}: {failed[0][1]}")
         return [done[r] for r in order]
 
+    def preset_config(self, name: str, **overrides: object) -> DecodeConfig:
+        """Preset `name` on this model: the recipe, then the checkpoint's unmask_decode.json, then `overrides`
+        (a shorter gen_length clamps the recipe's block_length and steps)."""
+        return DecodeConfig.preset(name, defaults=self.decode_defaults, **overrides)
+
     def resolve_config(self, config: DecodeConfig | str | None) -> DecodeConfig:
         if config is None:
             return self.default_config()
         if isinstance(config, str):
-            return DecodeConfig.preset(config, **self.decode_defaults)
+            return self.preset_config(config)
         if not isinstance(config, DecodeConfig):
             raise ConfigError(f"config must be a DecodeConfig, a preset name or None, got {type(config).__name__}; "
                               f"build one with DecodeConfig.from_dict(...)")

@@ -28,12 +28,12 @@ class RequestState:
     computed: int = 0        # positions x layers computed for this request
     cache_bytes: int = 0     # largest share of its group's cache it held
     aborted: bool = False
+    group_key: tuple = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Requests with equal keys share one forward: the same config up to the seed (each row has its own).
+        self.group_key = tuple((k, v) for k, v in sorted(self.config.to_dict().items()) if k != "seed")
 
     @property
     def prompt_length(self) -> int:
         return len(self.prompt_ids)
-
-    @property
-    def group_key(self) -> tuple:
-        """Requests with equal keys share one forward: the same config up to the seed (each row has its own)."""
-        return tuple((k, v) for k, v in sorted(self.config.to_dict().items()) if k != "seed")

@@ -31,6 +31,7 @@ class ServeConfig:
     api_key: str | None = None
     max_running: int = 64
     max_waiting: int = 1024
+    batching: str = "continuous"            # or "static": the old one-batch-at-a-time pattern
     max_prompt_tokens: int | None = None    # default: the model's context length
     max_tokens: int | None = None           # default: the model's context length
     max_body_bytes: int = 1 << 20
@@ -63,7 +64,7 @@ class Server:
         self.max_prompt = settings.max_prompt_tokens or context
         self.max_tokens = settings.max_tokens or context
         self.engine = llm.make_engine(max_running=settings.max_running, max_waiting=settings.max_waiting,
-                                      prompt_bucket=True)
+                                      prompt_bucket=True, batching=settings.batching)
         self.loop = EngineLoop(self.engine)
 
     # ---- request → (prompt ids, config) -----------------------------------------------------------
@@ -71,7 +72,7 @@ class Server:
         opts = body.unmask or P.UnmaskOptions()
         try:
             if opts.preset is not None:
-                cfg = DecodeConfig.preset(opts.preset, **{**self.llm.decode_defaults, **opts.overrides})
+                cfg = self.llm.preset_config(opts.preset, **opts.overrides)
             else:
                 cfg = self.base.replace(**opts.overrides) if opts.overrides else self.base
             fields = {k: v for k, v in (("temperature", body.temperature), ("top_p", body.top_p),
@@ -246,26 +247,36 @@ async def read_json(request: Request, limit: int) -> Any:
         raise ApiError(400, f"request body is not valid JSON: {e}") from None
 
 
+class ApiKeyCheck:
+    """Pure ASGI middleware: every path but /health needs 'Authorization: Bearer KEY' (streams pass through)."""
+
+    def __init__(self, app, key: str) -> None:
+        self.app, self.expected = app, f"Bearer {key}".encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/health":
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not secrets.compare_digest(given, self.expected):
+                response = error_response(401, "missing or wrong API key (send 'Authorization: Bearer <key>')",
+                                          code="invalid_api_key")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(llm: LLM, base: DecodeConfig, settings: ServeConfig) -> FastAPI:
     server = Server(llm, base, settings)
 
     async def lifespan(app: FastAPI):
         server.loop.start()
         yield
-        await asyncio.get_running_loop().run_in_executor(None, server.loop.drain, settings.drain_timeout)
+        await server.loop.drain(settings.drain_timeout)
 
     app = FastAPI(title="unmask", lifespan=lifespan)
     app.state.server = server
 
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next):
-        key = settings.api_key
-        if key and request.url.path != "/health":
-            given = request.headers.get("authorization", "")
-            if not secrets.compare_digest(given.encode(), f"Bearer {key}".encode()):
-                return error_response(401, "missing or wrong API key (send 'Authorization: Bearer <key>')",
-                                      code="invalid_api_key")
-        return await call_next(request)
+    if settings.api_key:
+        app.add_middleware(ApiKeyCheck, key=settings.api_key)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):

@@ -18,6 +18,9 @@ def register(sub) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1 and /metrics")
     p.add_argument("--max-running", type=int, default=64, help="requests decoded at once (rows), default 64")
+    p.add_argument("--batching", choices=("continuous", "static"), default="continuous",
+                   help="continuous: requests join between steps (default); static: the old one-batch-at-a-time "
+                        "pattern, admitting only when nothing runs (for comparison)")
     p.add_argument("--max-waiting", type=int, default=1024, help="queued requests before 503, default 1024")
     p.add_argument("--max-prompt-tokens", type=int, default=None, help="default: the model's context length")
     p.add_argument("--max-tokens", type=int, default=None, help="largest max_tokens a request may ask for "
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     llm = LLM(args.model, device=args.device, dtype=args.dtype)
     base = decode_config(args, llm)
     settings = ServeConfig(model_name=args.served_model_name or args.model, api_key=args.api_key,
-                           max_running=args.max_running, max_waiting=args.max_waiting,
+                           max_running=args.max_running, max_waiting=args.max_waiting, batching=args.batching,
                            max_prompt_tokens=args.max_prompt_tokens, max_tokens=args.max_tokens,
                            max_body_bytes=args.max_body_bytes, drain_timeout=args.drain_timeout)
     app = create_app(llm, base, settings)

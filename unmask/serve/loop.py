@@ -1,69 +1,68 @@
-"""EngineLoop: runs `Engine.step()` on a background thread and hands each StepOutput to its HTTP request.
+"""EngineLoop: runs `Engine.step()` as a task on the server's event loop and hands each StepOutput to its request.
 
-The asyncio side submits requests and reads their outputs from an asyncio.Queue; the engine thread steps
-while anything runs and sleeps otherwise. add_request / abort are thread-safe in the Engine; outputs cross
-back with `loop.call_soon_threadsafe`.
+The engine steps on the event loop itself, between bursts of HTTP work, not on a thread of its own. The
+engine needs the GIL between every torch op, and a second Python thread serving HTTP stalls it: measured on
+tiny-arith at concurrency 32 (bench/serve_load.py), a step took ~1.5x its offline time on a thread and ~1.0x
+inline. After each step the task yields for `YIELD_SECONDS`, long enough for the loop to read new requests,
+write the step's chunks and notice disconnects. While a step runs, HTTP waits (at most one step).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
-import uuid
 from typing import Any
 
 import torch
 
 from unmask.config import DecodeConfig
-from unmask.engine.api import StepOutput
+from unmask.engine.api import Completion, StepOutput
 
 log = logging.getLogger("unmask.serve")
+
+YIELD_SECONDS = 0.001
 
 
 class EngineLoop:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self.routes: dict[str, tuple[asyncio.Queue, int, asyncio.AbstractEventLoop]] = {}
-        self.lock = threading.Lock()
-        self.wake = threading.Event()
+        self.routes: dict[str, tuple[asyncio.Queue, int]] = {}
         self.stopping = False
         self.accepting = True
-        self.thread = threading.Thread(target=self.run, name="unmask-engine", daemon=True)
+        self.task: asyncio.Task | None = None
+        self.wake: asyncio.Event | None = None
 
     def start(self) -> None:
-        self.thread.start()
+        """Start stepping on the running event loop (the app's lifespan calls this)."""
+        self.wake = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self.run(), name="unmask-engine")
 
-    # ---- asyncio side -----------------------------------------------------------------------------
+    # ---- requests ---------------------------------------------------------------------------------
     def submit(self, prompt_ids: list[int], config: DecodeConfig, queue: asyncio.Queue, index: int = 0,
                stream_canvas: bool = False) -> str:
         """Queue one request whose outputs go to `queue` as (index, StepOutput). Raises RequestError."""
-        rid = f"cmpl-{uuid.uuid4().hex}"
-        with self.lock:   # route first, so the engine thread never sees a request it cannot deliver
-            self.routes[rid] = (queue, index, asyncio.get_running_loop())
-        try:
-            self.engine.add_request(prompt_ids, config, request_id=rid, stream_canvas=stream_canvas)
-        except BaseException:
-            with self.lock:
-                self.routes.pop(rid, None)
-            raise
-        self.wake.set()
+        rid = self.engine.add_request(prompt_ids, config, stream_canvas=stream_canvas)
+        self.routes[rid] = (queue, index)
+        self.notify()
         return rid
 
     def abort(self, rid: str) -> None:
-        with self.lock:
-            live = rid in self.routes
-        if live:
+        if rid in self.routes:
             self.engine.abort(rid)
+            self.notify()
+
+    def notify(self) -> None:
+        if self.wake is not None:
             self.wake.set()
 
-    # ---- engine thread ----------------------------------------------------------------------------
-    def run(self) -> None:
-        torch.set_grad_enabled(False)
+    def running(self) -> int:
+        return len(self.routes)
+
+    # ---- the engine task --------------------------------------------------------------------------
+    async def run(self) -> None:
         while not self.stopping:
             if not self.engine.has_unfinished():
-                self.wake.wait(0.05)
                 self.wake.clear()
+                await self.wake.wait()
                 continue
             try:
                 with torch.inference_mode():
@@ -72,24 +71,17 @@ class EngineLoop:
                 log.exception("engine step failed")
                 outputs = self.fail_all(f"internal engine error: {type(e).__name__}: {e}")
             self.deliver(outputs)
+            await asyncio.sleep(YIELD_SECONDS)
 
     def deliver(self, outputs: list[StepOutput]) -> None:
         for out in outputs:
-            with self.lock:
-                route = self.routes.pop(out.request_id, None) if out.finished else self.routes.get(out.request_id)
-            if route is None:
-                continue
-            queue, index, loop = route
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, (index, out))
-            except RuntimeError:   # the client's event loop is gone
-                pass
+            route = self.routes.pop(out.request_id, None) if out.finished else self.routes.get(out.request_id)
+            if route is not None:
+                queue, index = route
+                queue.put_nowait((index, out))
 
     def fail_all(self, message: str) -> list[StepOutput]:
-        from unmask.engine.api import Completion
-
-        with self.lock:
-            rids = list(self.routes)
+        rids = list(self.routes)
         for rid in rids:
             self.engine.abort(rid)
         try:
@@ -101,25 +93,21 @@ class EngineLoop:
         return [StepOutput(rid, finished=True, error=message,
                            completion=Completion("", [], 0, "error", 0.0, error=message)) for rid in rids]
 
-    def running(self) -> int:
-        with self.lock:
-            return len(self.routes)
-
-    def drain(self, timeout: float) -> None:
+    async def drain(self, timeout: float) -> None:
         """Stop accepting; let what runs finish for up to `timeout` seconds, then abort the rest; stop."""
         self.accepting = False
-        deadline = time.monotonic() + timeout
-        while self.running() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        with self.lock:
-            rids = list(self.routes)
-        for rid in rids:
-            self.engine.abort(rid)
-        deadline = time.monotonic() + 5
-        while self.running() and time.monotonic() < deadline:
-            self.wake.set()
-            time.sleep(0.02)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.running() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        for rid in list(self.routes):
+            self.abort(rid)
+        deadline = asyncio.get_running_loop().time() + 5
+        while self.running() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
         self.stopping = True
-        self.wake.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout=5)
+        self.notify()
+        if self.task is not None:
+            try:
+                await asyncio.wait_for(self.task, 5)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
