@@ -5,7 +5,9 @@ For each preset, in one run on one machine:
   continuous   `unmask serve` (a subprocess) at concurrency 1, 8, 32, 64: closed-loop clients that each send
                the next request as soon as their last one finished, streaming (SSE);
   static       the same server with `--batching static`, the old one-batch-at-a-time pattern;
-  mixed        continuous vs static at concurrency 32 when requests ask for different max_tokens.
+  open loop    continuous vs static when requests arrive as a Poisson process (at --load x the capacity
+               measured above) and ask for different max_tokens: a request that arrives while a static batch
+               runs waits for the whole batch.
 Reported: tokens/s (completion tokens over wall time), time to first streamed token (TTFT) and request
 latency p50/p95, server start-up time, and every served output checked against offline for the same prompt.
 
@@ -150,6 +152,28 @@ async def closed_loop(url: str, model: str, prompts: list[str], max_tokens: list
     return results, wall
 
 
+async def open_loop(url: str, model: str, prompts: list[str], max_tokens: list[int | None],
+                    rate: float, seed: int = 0) -> tuple[list[Result], float]:
+    """Requests arrive as a Poisson process at `rate` per second, whatever the server's state; each latency
+    counts from its own arrival (a request that waits for a running batch to end pays for the wait)."""
+    rng = random.Random(seed)
+    arrivals, t = [], 0.0
+    for _ in prompts:
+        arrivals.append(t)
+        t += rng.expovariate(rate)
+    limits = httpx.Limits(max_connections=len(prompts), max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+        start = time.perf_counter()
+
+        async def arrive(i: int) -> Result:
+            await asyncio.sleep(max(0.0, start + arrivals[i] - time.perf_counter()))
+            return await one_request(client, model, prompts[i], max_tokens[i])
+
+        results = await asyncio.gather(*(arrive(i) for i in range(len(prompts))))
+        wall = time.perf_counter() - start
+    return list(results), wall
+
+
 def summarize(name: str, results: list[Result], wall: float, **extra: object) -> dict:
     latencies = [r.latency for r in results]
     ttfts = [r.ttft for r in results if r.ttft is not None]
@@ -191,6 +215,7 @@ def serve_runs(args, preset: str, prompts: list[str], expected: list[str]) -> li
     same_length = [None] * len(prompts)
     rng = random.Random(0)
     mixed = [rng.choice(args.mixed_tokens) for _ in prompts]
+    rate = None
     for batching in ("continuous", "static"):
         with ServerProcess(args.model, preset, args.max_running, batching, args.threads) as server:
             levels = args.concurrency if batching == "continuous" else [c for c in args.concurrency if c >= 32]
@@ -204,11 +229,14 @@ def serve_runs(args, preset: str, prompts: list[str], expected: list[str]) -> li
                 rows.append(summarize(batching, results, wall, concurrency=c, startup_s=round(server.startup, 2),
                                       mismatched=mismatched, **share))
                 print(json.dumps({"preset": preset, **rows[-1]}), file=sys.stderr, flush=True)
-            n = min(len(prompts), max(args.min_requests, args.requests_per_client * 32))
+                if batching == "continuous" and c == max(levels):
+                    rate = args.load * len(results) / wall   # requests/s: a fraction of the measured capacity
+            n = min(len(prompts), args.open_requests)
             before = engine_counters(server.url)
-            results, wall = asyncio.run(closed_loop(server.url, args.model, prompts[:n], mixed[:n], 32))
+            results, wall = asyncio.run(open_loop(server.url, args.model, prompts[:n], mixed[:n], rate))
             share = engine_share(before, engine_counters(server.url), wall)
-            rows.append(summarize(f"{batching}, mixed max_tokens", results, wall, concurrency=32, **share))
+            rows.append(summarize(f"{batching}, Poisson arrivals, mixed max_tokens", results, wall,
+                                  concurrency=f"{rate:.1f} req/s", **share))
             print(json.dumps({"preset": preset, **rows[-1]}), file=sys.stderr, flush=True)
     return rows
 
@@ -232,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-requests", type=int, default=32)
     p.add_argument("--prompts", type=int, default=256, help="distinct prompts (the offline run uses all)")
     p.add_argument("--mixed-tokens", default="16,32,48", help="max_tokens drawn per request in the mixed run")
+    p.add_argument("--load", type=float, default=0.7, help="Poisson arrival rate as a fraction of the requests/s "
+                   "measured at the highest concurrency")
+    p.add_argument("--open-requests", type=int, default=256, help="requests in the Poisson-arrival run")
     p.add_argument("--batch", type=int, default=32, help="offline batch size")
     p.add_argument("--max-running", type=int, default=64)
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the server process")

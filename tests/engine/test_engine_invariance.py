@@ -131,3 +131,31 @@ def test_max_running_bounds_the_rows_and_queue_limits(model):
     with pytest.raises(RequestError, match="queue is full") as e:
         engine.add_request(LATE, cfg)
     assert e.value.status == 503
+
+
+def test_static_batching_is_the_old_one_batch_at_a_time_pattern(model):
+    """batching="static": a request that arrives while a batch runs waits for the whole batch; the batch's
+    outputs come out together when it ends; the tokens are the same as continuous batching gives."""
+    net, spec = model
+    cfg = DecodeConfig(**BASE, steps=16)
+    engine = Engine(net, spec, batching="static")
+    first = [engine.add_request(p, cfg) for p in OTHERS[:2]]
+    emitted: list[tuple[int, str]] = []
+    tokens: dict[str, list[int]] = {}
+    steps = 0
+    with torch.inference_mode():
+        while engine.has_unfinished():
+            if steps == 1:
+                late = engine.add_request(LATE, cfg)
+            outputs = engine.step()
+            if steps >= 1 and any(g for g in engine.groups if any(r.request_id in first for r in g.rows)):
+                assert engine.num_waiting == 1, "the late request waits while the first batch runs"
+            emitted += [(steps, o.request_id) for o in outputs if o.finished]
+            tokens.update((o.request_id, o.completion.token_ids) for o in outputs if o.finished)
+            steps += 1
+    when = dict((rid, step) for step, rid in emitted)
+    assert when[first[0]] == when[first[1]] < when[late]
+    assert tokens[late] == run(Engine(net, spec), [(LATE, cfg)])[0][0]
+    assert [tokens[r] for r in first] == [t for t, _ in run(Engine(net, spec), [(p, cfg) for p in OTHERS[:2]])]
+    with pytest.raises(Exception, match="batching"):
+        Engine(net, spec, batching="sometimes")

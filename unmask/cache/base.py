@@ -31,6 +31,7 @@ class Cache(ABC):
     """
 
     row_fields: tuple[str, ...] = ()
+    uniform_cost: bool = False   # True: every row's forward computes the same positions (new rows just join)
 
     @abstractmethod
     def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:

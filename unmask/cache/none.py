@@ -15,6 +15,8 @@ from unmask.models.spec import DiffusionSpec
 class NoCache(Cache):
     """Full forward each step, under the model's attention pattern (full or block-causal, see kv_store)."""
 
+    uniform_cost = True
+
     def __init__(self, spec: DiffusionSpec | None = None) -> None:
         self.attention = spec.attention if spec is not None else "full"
 

@@ -58,7 +58,8 @@ def bucket(n: int, minimum: int = 16) -> int:
 class Engine:
     """Continuous batching over one model. `prompt_bucket`: round group prompt widths up (serving, see `bucket`),
     or use exactly the longest prompt admitted with the group (offline batches). `batching="static"` is the old
-    one-batch-at-a-time pattern, kept for comparison: waiting requests are admitted only when nothing runs."""
+    one-batch-at-a-time pattern, kept for comparison: waiting requests are admitted only when nothing runs, and
+    a batch's outputs are released together when it has finished."""
 
     def __init__(self, model: nn.Module, spec: DiffusionSpec, device: torch.device | str = "cpu", *,
                  max_running: int = 256, max_waiting: int | None = None, prompt_bucket: bool = False,
@@ -79,6 +80,7 @@ class Engine:
         self._inbox: list[RequestState] = []
         self._aborts: set[str] = set()
         self._known: set[str] = set()
+        self._held: list[StepOutput] = []   # static batching: outputs waiting for their batch to end
 
     # ---- the API ----------------------------------------------------------------------------------
     def add_request(self, prompt_ids: list[int], config: DecodeConfig, request_id: str | None = None,
@@ -132,16 +134,29 @@ class Engine:
             aborts, self._aborts = self._aborts, set()
         outputs = self.apply_aborts(aborts)
         self.admit()
+        stepped = []
         for group in self.groups:
-            outputs += group.step()
+            stepped += group.step()
         self.groups = [g for g in self.groups if len(g)]
-        for out in outputs:
+        for out in stepped:
             self.account(out)
+        outputs += self.release(stepped)
         elapsed = time.perf_counter() - start
         self.stats.steps += 1
         self.stats.step_seconds += elapsed
         self.stats.last_step_seconds = elapsed
         return outputs
+
+    def release(self, stepped: list[StepOutput]) -> list[StepOutput]:
+        """Continuous: every output at once. Static (the old pattern): a batch's outputs are held until the
+        whole batch has finished, as when one fixed batch ran to completion before anything was returned."""
+        if self.batching == "continuous":
+            return stepped
+        self._held += stepped
+        if any(self.groups):
+            return []
+        held, self._held = self._held, []
+        return held
 
     # ---- inside a step ----------------------------------------------------------------------------
     def check_prompt(self, prompt_ids, allow_mask: bool = False) -> list[int]:

@@ -110,10 +110,16 @@ class Group:
 
     # ---- one step ---------------------------------------------------------------------------------
     def step(self) -> list[StepOutput]:
-        """One denoising step for every row. Rows whose forward is a refresh (arriving rows, rows opening a
-        block) run together in a forward of their own, so the others keep their cheap reuse step."""
+        """One denoising step for every row. Where the cache makes some forwards much larger than others (rows
+        arriving or opening a block refresh everything), those rows run together in a forward of their own,
+        so the others keep their cheap reuse step. Without such a cache, arriving rows simply join."""
         arriving, self.arriving = self.arriving, []
-        heavy = self.heavy_rows()
+        if self.parts.cache.uniform_cost:   # every row's forward computes the same positions
+            if arriving:
+                self.join(arriving)
+            return self.step_rows()
+        heavy = (self.parts.cache.heavy_rows(self.state) or [False] * len(self.rows)) if self.rows else []
+        heavy = [h or s == 0 for h, s in zip(heavy, self.state.row_steps)]
         if all(heavy) or (not any(heavy) and not arriving):
             if arriving:
                 self.join(arriving)
@@ -125,13 +131,6 @@ class Group:
         self.last_step_cost = max(self.last_step_cost, part.last_step_cost)   # per row: the larger forward
         self.merge(part)
         return outputs
-
-    def heavy_rows(self) -> list[bool]:
-        """Per row: whether its next forward is a refresh (its first step, or the cache says so)."""
-        if not self.rows:
-            return []
-        heavy = self.parts.cache.heavy_rows(self.state) or [False] * len(self.rows)
-        return [h or s == 0 for h, s in zip(heavy, self.state.row_steps)]
 
     def step_rows(self) -> list[StepOutput]:
         """One denoising step for every row; finished rows leave. One host transfer."""
