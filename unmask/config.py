@@ -59,8 +59,9 @@ class DecodeConfig:
     cfg_scale: float = knob(0.0, "classifier-free guidance scale (not implemented yet; must be 0)")
     confidence_fp64: bool = knob(False, "compute scores in float64 (Fast-dLLM) instead of float32 (LLaDA)")
     stop_at_eos: bool = knob(True, "stop a row once no mask remains before its first EOS")
-    seed: int | None = knob(0, "seed of each request's own torch.Generator, in [0, 2**63); None = a random seed "
-                            "per request (reported in its Completion)")
+    seed: int | None = knob(None, "seed of each request's own torch.Generator, in [0, 2**63): every request with "
+                            "it is reproducible; None (default) = each request draws its own seed, reported in its "
+                            "Completion (pass it back to reproduce that sample)")
 
     def __post_init__(self) -> None:
         from unmask.config_checks import check_config

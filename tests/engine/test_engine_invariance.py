@@ -95,7 +95,7 @@ def test_abort_frees_the_slot_and_reports_abort(model):
     engine.abort(drop)
     outputs = {o.request_id: o for o in engine.step()}
     assert outputs[drop].finished and outputs[drop].completion.finish_reason == "abort"
-    assert engine.num_running == 1
+    assert engine.num_running == 1 and engine.stats.aborted == 1 and engine.stats.by_reason == {"abort": 1}
     alone = run(Engine(net, spec), [(OTHERS[0], cfg)])[0]
     done = {}
     while engine.has_unfinished():
@@ -159,3 +159,22 @@ def test_static_batching_is_the_old_one_batch_at_a_time_pattern(model):
     assert [tokens[r] for r in first] == [t for t, _ in run(Engine(net, spec), [(p, cfg) for p in OTHERS[:2]])]
     with pytest.raises(Exception, match="batching"):
         Engine(net, spec, batching="sometimes")
+
+
+def test_a_request_that_cannot_fit_in_memory_is_refused_before_it_runs(model, monkeypatch):
+    """gen_length 5,000,000 on a model that declares a 10^7 context: a 413 naming the size, not a hang."""
+    import dataclasses
+
+    import unmask.engine.engine as engine_module
+    from unmask.errors import RequestError
+
+    net, spec = model
+    engine = Engine(net, dataclasses.replace(spec, context_len=10 ** 7))
+    with pytest.raises(RequestError, match="needs about .* GiB .*gen_length 5000000") as e:
+        engine.add_request(OTHERS[0], DecodeConfig(gen_length=5_000_000, steps=1, block_length=5_000_000))
+    assert e.value.status == 413 and engine.num_waiting == 0
+    monkeypatch.setattr(engine_module, "available_bytes", lambda device: 1 << 10)   # a 1 KiB device
+    with pytest.raises(RequestError, match="KiB of memory .* 1.0 KiB available"):
+        Engine(net, spec).add_request(OTHERS[0], DecodeConfig(**BASE, steps=16))
+    monkeypatch.setattr(engine_module, "available_bytes", lambda device: None)     # unknown: no check
+    Engine(net, spec).add_request(OTHERS[0], DecodeConfig(**BASE, steps=16))

@@ -20,7 +20,8 @@ CONFIGS = [
     DecodeConfig.preset("fast-dllm", gen_length=16, block_length=8, threshold=0.3),
     DecodeConfig.preset("fast-dllm-factor", gen_length=16, block_length=8),
     DecodeConfig.preset("llada", gen_length=16, steps=16, block_length=8, alg="random", seed=1),
-    DecodeConfig.preset("llada", gen_length=16, steps=16, block_length=16, temperature=1.0, top_p=0.9, top_k=20),
+    DecodeConfig.preset("llada", gen_length=16, steps=16, block_length=16, temperature=1.0, top_p=0.9, top_k=20,
+                        seed=11),
 ]
 
 
@@ -31,6 +32,20 @@ def test_batch_matches_solo(llm, cfg):
         alone = llm.generate([prompt], cfg)[0]
         assert together.token_ids == alone.token_ids
         assert together.nfe == alone.nfe
+
+
+def test_without_a_seed_each_request_draws_its_own_and_reports_it(llm):
+    """No seed: copies of one prompt give independent samples; each Completion's seed reproduces its sample."""
+    cfg = DecodeConfig.preset("llada", gen_length=16, steps=16, block_length=16, temperature=2.0,
+                              stop_at_eos=False)
+    assert cfg.seed is None
+    out = llm.generate([PROMPTS[0]] * 4, cfg)
+    assert len({c.seed for c in out}) == 4
+    assert len({tuple(c.token_ids) for c in out}) > 1
+    again = llm.generate([PROMPTS[0]], cfg.replace(seed=out[2].seed))[0]
+    assert again.token_ids == out[2].token_ids and again.seed == out[2].seed
+    seeded = llm.generate([PROMPTS[0]] * 3, cfg.replace(seed=5))
+    assert len({tuple(c.token_ids) for c in seeded}) == 1 and {c.seed for c in seeded} == {5}
 
 
 def test_same_seed_same_tokens_other_seed_differs(llm):
@@ -112,10 +127,16 @@ def test_checkpoint_decode_defaults(tmp_path):
     llm = LLM(str(path))
     assert llm.default_config().gen_length == 16
     assert llm.generate([[5, 6]])[0].nfe <= 16
-    (path / "unmask_decode.json").write_text(json.dumps({"colour": 1}))
-    with pytest.raises(Exception, match="colour"):
-        LLM(str(path))
-    (path / "unmask_decode.json").write_text("{")
+    bad = [(json.dumps({"colour": 1}), "unmask_decode.json.*colour"),
+           ("{", "unmask_decode.json is not valid JSON"),
+           (json.dumps([{"gen_length": 16}]), "unmask_decode.json must be a JSON object.*list"),
+           (json.dumps({"gen_length": "16"}), "unmask_decode.json.*gen_length"),
+           (json.dumps({"temperature": float("nan")}), "unmask_decode.json.*temperature")]
+    for text, words in bad:
+        (path / "unmask_decode.json").write_text(text)
+        with pytest.raises(CheckpointError, match=words):
+            LLM(str(path))
+    (path / "unmask_decode.json").write_bytes(b"\xff\xfe{")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         LLM(str(path))
     shutil.rmtree(path)

@@ -79,6 +79,8 @@ class WindowedKVCache(Cache):
                 refresh = (state.window_index != self.row_window) | torch.tensor(forced, device=lo.device)
             idx = torch.arange(L, device=lo.device)[None, :]
             write = refresh[:, None] | ((idx >= first[:, None]) & (idx < hi[:, None]))   # (B, L)
+            if all(self.refreshes(state)) and len(self.refresh_next) == state.batch:
+                write = None   # every row refreshes: the fresh K/V are the cache (no merge with old entries)
             self.row_window = state.window_index if self.row_window is None else \
                 torch.where(refresh, state.window_index, self.row_window)
             compute, start, Q = None, torch.zeros_like(lo), L

@@ -25,6 +25,7 @@ from torch import nn
 from unmask.config import DecodeConfig
 from unmask.engine.api import Completion, FinishReason, StepOutput
 from unmask.engine.group import Group
+from unmask.engine.memory import available_bytes, describe, row_bytes
 from unmask.engine.request import RequestState
 from unmask.errors import ConfigError, RequestError
 from unmask.models.spec import DiffusionSpec
@@ -93,6 +94,7 @@ class Engine:
         if total > self.spec.context_len:
             raise RequestError(f"prompt ({len(ids)} tokens) + gen_length ({config.gen_length}) = {total} exceeds the "
                                f"model's context length {self.spec.context_len}", status=413)
+        self.check_memory(len(ids), config.gen_length)
         seed = config.seed if config.seed is not None else secrets.randbits(63)
         generator = torch.Generator(device=self.device).manual_seed(seed)
         with self._lock:
@@ -138,7 +140,7 @@ class Engine:
         for group in self.groups:
             stepped += group.step()
         self.groups = [g for g in self.groups if len(g)]
-        for out in stepped:
+        for out in outputs + stepped:
             self.account(out)
         outputs += self.release(stepped)
         elapsed = time.perf_counter() - start
@@ -172,6 +174,19 @@ class Engine:
             if t == self.spec.mask_id and not allow_mask:
                 raise RequestError(f"the prompt contains the mask token id {t}; infilling is not supported")
         return [int(t) for t in prompt_ids]
+
+    def check_memory(self, prompt_length: int, gen_length: int) -> None:
+        """Refuse (413) a request whose one row would need more memory than the device has free."""
+        arch = getattr(self.model, "cfg", None)
+        if arch is None:
+            return
+        dtype_bytes = next(self.model.parameters()).element_size()
+        need = row_bytes(arch, prompt_length + gen_length, gen_length, dtype_bytes)
+        free = available_bytes(self.device)
+        if free is not None and need > free:
+            raise RequestError(f"this request needs about {describe(need)} of memory for one forward (prompt "
+                               f"{prompt_length} + gen_length {gen_length} tokens); {self.device} has "
+                               f"{describe(free)} available: ask for a shorter gen_length", status=413)
 
     def apply_aborts(self, aborts: set[str]) -> list[StepOutput]:
         outputs = []

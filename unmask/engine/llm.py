@@ -53,10 +53,15 @@ def read_decode_defaults(path: Path) -> dict:
     if not file.is_file():
         return {}
     try:
-        values = json.loads(file.read_text())
-    except json.JSONDecodeError as e:
+        values = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise CheckpointError(f"{file} is not valid JSON: {e}") from None
-    DecodeConfig.from_dict(values)  # unknown or invalid settings fail here, naming the field
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{file} must be a JSON object of decode settings, got {type(values).__name__}")
+    try:
+        DecodeConfig.from_dict(values)  # unknown or invalid settings fail here, naming the field
+    except ConfigError as e:
+        raise CheckpointError(f"{file}: {e}") from None
     return values
 
 
