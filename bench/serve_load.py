@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="tiny-arith")
     p.add_argument("--presets", default="llada,fast-dllm")
     p.add_argument("--concurrency", default="1,8,32,64")
-    p.add_argument("--requests-per-client", type=int, default=4, help="requests per client at each concurrency")
+    p.add_argument("--requests-per-client", type=int, default=8, help="requests per client at each concurrency")
     p.add_argument("--min-requests", type=int, default=32)
     p.add_argument("--prompts", type=int, default=256, help="distinct prompts (the offline run uses all)")
     p.add_argument("--mixed-tokens", default="16,32,48", help="max_tokens drawn per request in the mixed run")

@@ -32,6 +32,7 @@ class Cache(ABC):
 
     row_fields: tuple[str, ...] = ()
     uniform_cost: bool = False   # True: every row's forward computes the same positions (new rows just join)
+    rewritten_on_refresh: tuple[str, ...] = ()   # row fields a refresh (a heavy step) rewrites whole
 
     @abstractmethod
     def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:
@@ -60,15 +61,25 @@ class Cache(ABC):
         such rows in a forward of their own, so one row opening a block never makes the others recompute."""
         return None
 
-    def split(self, rows: list[int]) -> "Cache":
-        """Move `rows` into a new cache of the same kind (returned); this one keeps the others, in order."""
+    def split(self, rows: list[int], refreshing: bool = False) -> "Cache":
+        """Move `rows` into a new cache of the same kind (returned); this one keeps the others, in order.
+
+        refreshing: every moved row refreshes at its next step, so the fields in `rewritten_on_refresh` are not
+        copied for them (the refresh rewrites them whole)."""
         other = copy.copy(self)
         rest = [r for r in range(self.batch_rows()) if r not in set(rows)]
         for name in self.row_fields:
             value = getattr(self, name)
-            setattr(other, name, take(value, rows))
+            skip = refreshing and name in self.rewritten_on_refresh
+            setattr(other, name, type(value)() if skip else take(value, rows))
             setattr(self, name, take(value, rest))
         return other
+
+    def drop_rewritten(self) -> None:
+        """Forget the fields a refresh rewrites whole (every row refreshes at the next step): joining rows then
+        copies nothing of them."""
+        for name in self.rewritten_on_refresh:
+            setattr(self, name, type(getattr(self, name))())
 
     def merge(self, other: "Cache") -> None:
         """Append `other`'s rows (a cache split from this one) after this one's."""

@@ -29,6 +29,7 @@ class WindowedKVCache(Cache):
     """Refresh a row at each block start; in between, compute and write only `span(lo)` per row."""
 
     row_fields = ("store", "row_window", "refresh_next", "span_rows")
+    rewritten_on_refresh = ("store",)   # a refresh recomputes the row's whole canvas and writes all its K/V
 
     def __init__(self, block_length: int, spec: DiffusionSpec | None = None,
                  cache_update_freq: int | None = None) -> None:

@@ -83,13 +83,14 @@ class Group:
         part.key = self.key
         return part
 
-    def split(self, rows: list[int]) -> "Group":
-        """Move `rows` into a new group with the same config and width (their cache rows move with them)."""
+    def split(self, rows: list[int], refreshing: bool = False) -> "Group":
+        """Move `rows` into a new group with the same config and width (their cache rows move with them;
+        `refreshing`: they refresh at their next step, see Cache.split)."""
         part = self.sibling()
         rest = [r for r in range(len(self.rows)) if r not in set(rows)]
         part.rows, part.generators[:] = [self.rows[r] for r in rows], [self.generators[r] for r in rows]
         part.canvas, part.state = self.canvas.select(rows), self.state.select(rows)
-        part.parts.cache = self.parts.cache.split(rows)
+        part.parts.cache = self.parts.cache.split(rows, refreshing)
         self.rows, self.generators[:] = [self.rows[r] for r in rest], [self.generators[r] for r in rest]
         self.canvas, self.state = self.canvas.select(rest), self.state.select(rest)
         return part
@@ -122,9 +123,11 @@ class Group:
         heavy = [h or s == 0 for h, s in zip(heavy, self.state.row_steps)]
         if all(heavy) or (not any(heavy) and not arriving):
             if arriving:
+                if all(heavy):
+                    self.parts.cache.drop_rewritten()
                 self.join(arriving)
             return self.step_rows()
-        part = self.split([r for r, h in enumerate(heavy) if h]) if any(heavy) else self.sibling()
+        part = self.split([r for r, h in enumerate(heavy) if h], refreshing=True) if any(heavy) else self.sibling()
         if arriving:
             part.join(arriving)
         outputs = self.step_rows() + part.step_rows()
