@@ -140,3 +140,44 @@ def test_checkpoint_decode_defaults(tmp_path):
     with pytest.raises(CheckpointError, match="not valid JSON"):
         LLM(str(path))
     shutil.rmtree(path)
+
+
+@pytest.mark.parametrize("call, kind, words", [
+    (lambda llm: llm.generate(["x"], {"gen_length": 48}), "ConfigError", "config must be a DecodeConfig, a preset"),
+    (lambda llm: llm.generate(["x"], "no-such-preset"), "ConfigError", "unknown preset 'no-such-preset'"),
+    (lambda llm: llm.generate([["a", "b"]]), "RequestError", "token ids must be ints, got 'a'"),
+    (lambda llm: llm.generate([[5, 6.7]]), "RequestError", "token ids must be ints, got 6.7"),
+    (lambda llm: llm.generate([[5, True]]), "RequestError", "token ids must be ints, got True"),
+    (lambda llm: llm.generate([[5, llm.spec.mask_id]]), "RequestError", "mask token id"),
+    (lambda llm: llm.logits([[5] * 300]), "RequestError", "context length"),
+    (lambda llm: LLM(None), "ConfigError", "model"),
+    (lambda llm: LLM(123), "ConfigError", "model"),
+])
+def test_api_misuse_names_the_problem(llm, call, kind, words):
+    with pytest.raises(Exception) as err:
+        call(llm)
+    assert type(err.value).__name__ == kind and words in str(err.value), (type(err.value), str(err.value))
+
+
+def test_generate_accepts_none_and_preset_names(llm):
+    assert llm.generate(["Ann has 3 pens."], None)[0].nfe >= 1
+    arith = LLM("tiny-arith", device="cpu")   # its unmask_decode.json fits the preset to its context
+    assert arith.generate(["Ann has 3 pens.\n"], "fast-dllm")[0].nfe >= 1
+
+
+def test_non_finite_logits_fail_the_request_with_a_clear_error(llada_dir):
+    """One NaN row in the output head: every request fails with an error naming the cause, not garbage ids."""
+    from unmask.engine.api import FinishReason
+    from unmask.errors import GenerationError
+
+    llm = LLM(str(llada_dir))
+    with torch.no_grad():
+        llm.model.lm_head.weight[7] = float("nan")
+    with pytest.raises(GenerationError, match="non-finite logits"):
+        llm.generate(["Ann has 3 pens."], DecodeConfig.preset("llada", gen_length=8, steps=8, block_length=8))
+    engine = llm.make_engine()
+    rid = engine.add_request([5, 6], DecodeConfig.preset("llada", gen_length=8, steps=8, block_length=8))
+    outputs = engine.step()
+    assert [o.request_id for o in outputs] == [rid] and outputs[0].finished
+    assert outputs[0].completion.finish_reason == FinishReason.ERROR.value and "NaN" in outputs[0].error
+    assert not engine.has_unfinished() and engine.stats.failed == 1
