@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from unmask.config_checks import check_config
 from unmask.errors import ConfigError
 
 
@@ -64,8 +65,6 @@ class DecodeConfig:
                             "Completion (pass it back to reproduce that sample)")
 
     def __post_init__(self) -> None:
-        from unmask.config_checks import check_config
-
         check_config(self)
 
     @classmethod

@@ -1,4 +1,5 @@
-"""Validation of DecodeConfig: each field, then fields against each other. Errors name field, value, allowed.
+"""Validation of DecodeConfig: each field, then fields against each other, then each chosen method's own
+constraints (declared beside its class as `check_config`). Errors name field, value, allowed.
 
 Every number is checked here and only here: types (bools are not numbers), every float knob finite and in the
 range of `FLOAT_RANGES`, every int knob in `INT_RANGES` (or positive / non-negative) and below `MAX_INT`.
@@ -37,8 +38,6 @@ FLOAT_RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
 POSITIVE_INTS = ("gen_length", "steps", "block_length", "top_k", "cache_update_freq", "cache_reloading_step",
                  "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num")
 NON_NEGATIVE_INTS = ("vicinity_size", "vicinity_warmup_steps", "inflate_w")
-BLOCK_CACHES = ("prefix", "dual", "vicinity")  # refresh at block starts: need the blocks/full schedule
-QUOTA_RULES = ("linear", "dream")
 
 
 def _check_types(cfg: "DecodeConfig") -> None:
@@ -108,32 +107,18 @@ def _check_ranges(cfg: "DecodeConfig") -> None:
 def _check_combinations(cfg: "DecodeConfig") -> None:
     if cfg.gen_length % cfg.window_length:
         raise ConfigError(f"gen_length ({cfg.gen_length}) must be a multiple of block_length ({cfg.window_length})")
-    if cfg.commit in QUOTA_RULES:
-        if cfg.num_steps % cfg.num_windows:
-            raise ConfigError(f"steps ({cfg.num_steps}) must be a multiple of the number of blocks "
-                              f"({cfg.num_windows} = gen_length {cfg.gen_length} / block_length {cfg.window_length})")
-        if cfg.steps_per_window > cfg.window_length:
-            raise ConfigError(f"{cfg.steps_per_window} steps per block cannot each commit a token of a "
-                              f"{cfg.window_length}-token block; lower steps to ≤ {cfg.gen_length}")
-    if cfg.commit == "entropy-threshold" and cfg.alg != "entropy":
-        raise ConfigError(f"commit 'entropy-threshold' needs alg='entropy', got alg={cfg.alg!r}")
     if cfg.alg_temp and cfg.commit != "dream":
         raise ConfigError(f"alg_temp samples positions under Dream's quota rule; set commit='dream' "
                           f"(got {cfg.commit!r}) or alg_temp=None")
 
 
-def _check_caches(cfg: "DecodeConfig") -> None:
-    """caches: prefix / dual / delayed / vicinity."""
-    if cfg.cache in BLOCK_CACHES and cfg.schedule not in ("blocks", "full"):
-        raise ConfigError(f"cache {cfg.cache!r} refreshes at block starts and needs schedule 'blocks' or 'full', "
-                          f"got {cfg.schedule!r}")
-    if cfg.cache in ("dual", "vicinity") and cfg.num_windows < 2:
-        raise ConfigError(f"cache {cfg.cache!r} caches the masked suffix after the current block, but with one block "
-                          f"(block_length {cfg.window_length} = gen_length {cfg.gen_length}) there is no suffix; "
-                          f"set block_length < gen_length or use cache='prefix'")
-    if cfg.cache in BLOCK_CACHES + ("delayed",) and cfg.remask != "none":
-        raise ConfigError(f"cache {cfg.cache!r} assumes committed tokens stay committed; remask {cfg.remask!r} "
-                          f"reopens them (use cache='none')")
+def _check_methods(cfg: "DecodeConfig") -> None:
+    """Each chosen method's own constraints, declared beside its class (`check_config` classmethods)."""
+    from unmask.cache import CACHES
+    from unmask.decoding import COMMIT
+
+    COMMIT.get(cfg.commit).check_config(cfg)
+    CACHES.get(cfg.cache).check_config(cfg)
 
 
 def check_config(cfg: "DecodeConfig") -> None:
@@ -141,4 +126,4 @@ def check_config(cfg: "DecodeConfig") -> None:
     _check_names(cfg)
     _check_ranges(cfg)
     _check_combinations(cfg)
-    _check_caches(cfg)
+    _check_methods(cfg)

@@ -22,6 +22,7 @@ from unmask.cache.base import Cache
 from unmask.cache.kv_store import KVStore, KVView, attention_mask
 from unmask.cache.plan import Canvas, Plan
 from unmask.decoding.state import DecodeState
+from unmask.errors import ConfigError
 from unmask.models.spec import DiffusionSpec
 
 
@@ -30,6 +31,15 @@ class WindowedKVCache(Cache):
 
     row_fields = ("store", "row_window", "refresh_next", "span_rows")
     rewritten_on_refresh = ("store",)   # a refresh recomputes the row's whole canvas and writes all its K/V
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        if cfg.schedule not in ("blocks", "full"):
+            raise ConfigError(f"cache {cfg.cache!r} refreshes at block starts and needs schedule 'blocks' or 'full', "
+                              f"got {cfg.schedule!r}")
+        if cfg.remask != "none":
+            raise ConfigError(f"cache {cfg.cache!r} assumes committed tokens stay committed; remask {cfg.remask!r} "
+                              f"reopens them (use cache='none')")
 
     def __init__(self, block_length: int, spec: DiffusionSpec | None = None,
                  cache_update_freq: int | None = None) -> None:

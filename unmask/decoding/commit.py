@@ -11,18 +11,33 @@ import torch
 from torch import Tensor
 
 from unmask.decoding.state import DecodeState
+from unmask.errors import ConfigError
 from unmask.registry import Registry
 
 NEG_INF = float("-inf")
 
 
 class CommitPolicy(ABC):
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        """Raise ConfigError when `cfg` (a DecodeConfig) cannot work with this rule, naming why."""
+
     @abstractmethod
     def select(self, scores: Tensor, candidates: Tensor, state: DecodeState) -> Tensor:
         """scores: (B, G) float (any value outside candidates); candidates: (B, G) bool → (B, G) bool."""
 
 
 COMMIT: Registry[type[CommitPolicy]] = Registry("commit rule")
+
+
+def check_quota(cfg) -> None:
+    """Quota rules spread `steps` evenly over the blocks and commit at least one token per step."""
+    if cfg.num_steps % cfg.num_windows:
+        raise ConfigError(f"steps ({cfg.num_steps}) must be a multiple of the number of blocks "
+                          f"({cfg.num_windows} = gen_length {cfg.gen_length} / block_length {cfg.window_length})")
+    if cfg.steps_per_window > cfg.window_length:
+        raise ConfigError(f"{cfg.steps_per_window} steps per block cannot each commit a token of a "
+                          f"{cfg.window_length}-token block; lower steps to ≤ {cfg.gen_length}")
 
 
 def ranks(scores: Tensor, candidates: Tensor) -> Tensor:
@@ -46,6 +61,10 @@ def best_one(scores: Tensor, candidates: Tensor) -> Tensor:
 class LinearQuota(CommitPolicy):
     """LLaDA: a window of n masks decoded in S steps commits n // S per step, one more in the first n % S."""
 
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        check_quota(cfg)
+
     def __init__(self, steps_per_window: int) -> None:
         self.steps = steps_per_window
 
@@ -64,6 +83,10 @@ class DreamTimestepQuota(CommitPolicy):
 
     With `alg_temp` > 0 the positions are sampled from softmax(score / alg_temp) instead of taken top-n.
     """
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        check_quota(cfg)
 
     def __init__(self, steps_per_window: int, eps: float = 1e-3, alg_temp: float | None = None,
                  generators: list[torch.Generator] | None = None) -> None:
@@ -107,6 +130,11 @@ class EntropyThresholdCommit(ThresholdCommit):
 
     Needs the `entropy` score (negative entropy), so the test is score ≥ −threshold.
     """
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        if cfg.alg != "entropy":
+            raise ConfigError(f"commit 'entropy-threshold' needs alg='entropy', got alg={cfg.alg!r}")
 
     def __init__(self, threshold: float) -> None:
         super().__init__(-threshold)
