@@ -11,20 +11,13 @@ from torch import Tensor
 from unmask.cache.base import CACHES
 from unmask.cache.plan import Canvas
 from unmask.cache.windowed import WindowedKVCache
-from unmask.errors import ConfigError
 
 
 @CACHES.register("dual")
 class DualCache(WindowedKVCache):
     """Reuse prefix and suffix K/V; recompute only the current block each step."""
 
-    @classmethod
-    def check_config(cls, cfg) -> None:
-        super().check_config(cfg)
-        if cfg.num_windows < 2:
-            raise ConfigError(f"cache {cfg.cache!r} caches the masked suffix after the current block, but with one "
-                              f"block (block_length {cfg.window_length} = gen_length {cfg.gen_length}) there is no "
-                              f"suffix; set block_length < gen_length or use cache='prefix'")
+    caches_suffix = True
 
     def span(self, lo: Tensor, length: int) -> tuple[Tensor, Tensor]:
         q = self.block_length + self.dims[2]

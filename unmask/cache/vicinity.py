@@ -12,7 +12,6 @@ from unmask.cache.base import CACHES
 from unmask.cache.plan import Canvas
 from unmask.cache.windowed import WindowedKVCache
 from unmask.decoding.state import DecodeState
-from unmask.errors import ConfigError
 from unmask.models.spec import DiffusionSpec
 
 
@@ -20,13 +19,7 @@ from unmask.models.spec import DiffusionSpec
 class VicinityCache(WindowedKVCache):
     """Refresh a window of neighbours around the block every step; the rest at block starts."""
 
-    @classmethod
-    def check_config(cls, cfg) -> None:
-        super().check_config(cfg)
-        if cfg.num_windows < 2:
-            raise ConfigError(f"cache {cfg.cache!r} caches the masked suffix after the current block, but with one "
-                              f"block (block_length {cfg.window_length} = gen_length {cfg.gen_length}) there is no "
-                              f"suffix; set block_length < gen_length or use cache='prefix'")
+    caches_suffix = True
 
     def __init__(self, block_length: int, spec: DiffusionSpec | None = None, cache_update_freq: int | None = None,
                  vicinity_size: int = 16, vicinity_warmup_steps: int = 4) -> None:

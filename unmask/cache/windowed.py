@@ -30,7 +30,8 @@ class WindowedKVCache(Cache):
     """Refresh a row at each block start; in between, compute and write only `span(lo)` per row."""
 
     row_fields = ("store", "row_window", "refresh_next", "span_rows")
-    rewritten_on_refresh = ("store",)   # a refresh recomputes the row's whole canvas and writes all its K/V
+    rewritten_on_refresh = ("store",)
+    caches_suffix = False   # dual / vicinity also reuse the masked suffix's K/V: they need a second block   # a refresh recomputes the row's whole canvas and writes all its K/V
 
     @classmethod
     def check_config(cls, cfg) -> None:
@@ -40,6 +41,10 @@ class WindowedKVCache(Cache):
         if cfg.remask != "none":
             raise ConfigError(f"cache {cfg.cache!r} assumes committed tokens stay committed; remask {cfg.remask!r} "
                               f"reopens them (use cache='none')")
+        if cls.caches_suffix and cfg.num_windows < 2:
+            raise ConfigError(f"cache {cfg.cache!r} caches the masked suffix after the current block, but with one "
+                              f"block (block_length {cfg.window_length} = gen_length {cfg.gen_length}) there is no "
+                              f"suffix; set block_length < gen_length or use cache='prefix'")
 
     def __init__(self, block_length: int, spec: DiffusionSpec | None = None,
                  cache_update_freq: int | None = None) -> None:
