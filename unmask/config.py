@@ -35,7 +35,14 @@ class DecodeConfig:
     temperature: float = knob(0.0, "0 = argmax; > 0 = Gumbel-max sampling in float64")
     top_p: float | None = knob(None, "nucleus filter before sampling, in (0, 1]")
     top_k: int | None = knob(None, "keep the k most likely tokens before sampling")
-    remask: str = knob("none", "remask rule: none")
+    remask: str = knob("none", "remask rule: none | low-confidence | wino | edit (reopen or edit committed tokens of "
+                       "the current block)")
+    remask_threshold: float = knob(0.9, "low-confidence / wino: reopen committed tokens of the current block whose "
+                                   "probability under the latest forward fell below this (WINO's verify threshold)")
+    remask_budget: int | None = knob(None, "low-confidence: reopen at most this many tokens per row and step "
+                                     "(None: no cap beyond keeping one net commit per step)")
+    edit_threshold: float = knob(0.9, "edit (LLaDA2.1 token editing): replace a committed token of the current block "
+                                 "by the model's argmax when that argmax differs and its probability is above this")
     cache: str = knob("none", "cache: none | prefix | dual | delayed | vicinity | feature | d2 | elastic")
     # caches: prefix / dual / delayed / vicinity
     cache_update_freq: int | None = knob(None, "prefix/dual/vicinity: also refresh every row's K/V every this many "
