@@ -10,7 +10,7 @@ from torch import Tensor
 from unmask.cache.kv_store import KVStore
 from unmask.cache.plan import Canvas, Plan
 from unmask.decoding.state import DecodeState
-from unmask.errors import ConfigError  # noqa: F401  (subclasses raise it)
+from unmask.errors import ConfigError
 from unmask.registry import Registry
 
 
@@ -34,11 +34,16 @@ class Cache(ABC):
     row_fields: tuple[str, ...] = ()
     uniform_cost: bool = False   # True: every row's forward computes the same positions (new rows just join)
     rewritten_on_refresh: tuple[str, ...] = ()   # row fields a refresh (a heavy step) rewrites whole
+    supports_remask: bool = False   # True: exact with remask rules that change only the current window's tokens
 
     @classmethod
     def check_config(cls, cfg) -> None:
         """Raise ConfigError when `cfg` (a DecodeConfig) asks for something this cache cannot do, naming why.
         Called by DecodeConfig's validation, before anything is built."""
+        if cfg.remask != "none" and not cls.supports_remask:
+            raise ConfigError(f"cache {cfg.cache!r} reuses K/V or features computed from committed tokens, which "
+                              f"remask {cfg.remask!r} may reopen or edit; use cache 'none', 'prefix', 'dual' or "
+                              f"'vicinity' with a remask rule")
 
     @abstractmethod
     def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:

@@ -18,7 +18,6 @@ from unmask.cache.base import CACHES, Cache, full_plan
 from unmask.cache.kv_store import KVStore, KVView, attention_mask
 from unmask.cache.plan import Canvas, Plan
 from unmask.decoding.state import DecodeState
-from unmask.errors import ConfigError
 from unmask.models.spec import DiffusionSpec
 
 
@@ -27,12 +26,6 @@ class DelayedCache(Cache):
     """Cache decoded tokens' K/V one step after decoding; full refresh every `cache_reloading_step` steps."""
 
     row_fields = ("store", "valid", "fresh", "need_rows")
-
-    @classmethod
-    def check_config(cls, cfg) -> None:
-        if cfg.remask != "none":
-            raise ConfigError(f"cache 'delayed' assumes committed tokens stay committed; remask {cfg.remask!r} "
-                              f"reopens them (use cache='none')")
 
     def __init__(self, spec: DiffusionSpec | None = None, cache_reloading_step: int = 8) -> None:
         self.attention = spec.attention if spec is not None else "full"

@@ -16,6 +16,7 @@ class NoCache(Cache):
     """Full forward each step, under the model's attention pattern (full or block-causal, see kv_store)."""
 
     uniform_cost = True
+    supports_remask = True
 
     def __init__(self, spec: DiffusionSpec | None = None) -> None:
         self.attention = spec.attention if spec is not None else "full"

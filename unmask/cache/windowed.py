@@ -33,14 +33,14 @@ class WindowedKVCache(Cache):
     rewritten_on_refresh = ("store",)
     caches_suffix = False   # dual / vicinity also reuse the masked suffix's K/V: they need a second block   # a refresh recomputes the row's whole canvas and writes all its K/V
 
+    supports_remask = True   # every step recomputes the current block; remask rules change only that block
+
     @classmethod
     def check_config(cls, cfg) -> None:
+        super().check_config(cfg)
         if cfg.schedule not in ("blocks", "full"):
             raise ConfigError(f"cache {cfg.cache!r} refreshes at block starts and needs schedule 'blocks' or 'full', "
                               f"got {cfg.schedule!r}")
-        if cfg.remask != "none":
-            raise ConfigError(f"cache {cfg.cache!r} assumes committed tokens stay committed; remask {cfg.remask!r} "
-                              f"reopens them (use cache='none')")
         if cls.caches_suffix and cfg.num_windows < 2:
             raise ConfigError(f"cache {cfg.cache!r} caches the masked suffix after the current block, but with one "
                               f"block (block_length {cfg.window_length} = gen_length {cfg.gen_length}) there is no "

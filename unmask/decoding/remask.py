@@ -1,7 +1,17 @@
-"""Remask rules: which committed positions to reopen after a step (none yet beyond the interface)."""
+"""Remask rules: after a step's commits, reopen committed positions (back to [MASK]) or edit them to another token.
+
+A rule sees what the step's forward said about every predicted position (`StepView`: the proposed token,
+its score, and when the rule asks for them the probability of the proposal and of the current token) and
+this step's commits. Every rule here acts inside the row's current window (block) only, so:
+- tokens of finished blocks are final: streaming sends them, and prefix/dual caches stay valid;
+- early stop is exact: a row stops once every position up to the end of the block holding its first EOS is
+  committed; later blocks never reopen earlier ones, so those tokens are what decoding to the end gives;
+- every step keeps at least one net commit per row (a rule reopens at most commits − 1), so decoding ends.
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -10,18 +20,71 @@ from unmask.decoding.state import DecodeState
 from unmask.registry import Registry
 
 
+@dataclass
+class StepView:
+    """One step's forward at the generated positions, (B, G) each."""
+
+    proposed: Tensor                 # long: the sampler's token at predicted positions (current token elsewhere)
+    scores: Tensor                   # float: the score of `proposed`, -inf where not predicted
+    predicted: Tensor                # bool: positions the forward gave logits for
+    window: Tensor                   # bool: the row's current window
+    proposed_prob: Tensor | None = None   # float: probability of `proposed` (rules with needs_probs)
+    current_prob: Tensor | None = None    # float: probability of the token the canvas holds (needs_probs)
+
+
+@dataclass
+class Changes:
+    """What a remask rule does to committed positions: reopen them, or edit them to `StepView.proposed`."""
+
+    reopen: Tensor   # (B, G) bool
+    edit: Tensor     # (B, G) bool
+
+
+def probabilities(logits: Tensor, proposed: Tensor, current: Tensor) -> tuple[Tensor, Tensor]:
+    """Softmax probabilities (float32) of the proposed and of the current tokens. logits (B, N, V), ids (B, N)."""
+    logp = logits.float().log_softmax(-1)
+    return logp.gather(-1, proposed[..., None]).squeeze(-1).exp(), logp.gather(-1, current[..., None]).squeeze(-1).exp()
+
+
 class RemaskPolicy(ABC):
+    needs_probs = False     # the step computes StepView.proposed_prob / current_prob for this rule
+    window_scoped = False   # acts only inside the current window (see the module docstring)
+
+    def __init__(self, block_length: int | None = None) -> None:
+        self.block_length = block_length
+
     @abstractmethod
-    def select(self, scores: Tensor, state: DecodeState) -> Tensor:
-        """scores: (B, G) → (B, G) bool, a subset of committed positions to turn back into [MASK]."""
+    def select(self, view: StepView, commit: Tensor, state: DecodeState) -> Changes:
+        """After this step's `commit` (B, G) bool, before it is applied: the committed positions to change."""
 
     def final_length(self, state: DecodeState) -> Tensor:
         """(B,) leading generated tokens that can never change again (streaming sends exactly these).
 
-        Default: committed tokens are never reopened, so the committed prefix left of the first mask is final.
-        A rule that reopens committed tokens returns a shorter prefix (e.g. left of every reopen-able position).
-        """
-        return state.final_length()
+        Committed and left of every mask; for a window-scoped rule also left of the current window."""
+        final = state.final_length()
+        if not self.window_scoped:
+            return final
+        window_start = self.window_of(final, state) * self.block_length
+        return torch.minimum(final, window_start)
+
+    def stop_limit(self, state: DecodeState) -> Tensor:
+        """(B,) a row may stop once no mask is left before this index (with EOS stopping on)."""
+        eos = state.first_eos()
+        if not self.window_scoped:
+            return eos
+        end = (self.window_of(eos, state) + 1) * self.block_length
+        return torch.where(eos < state.gen_length, end.clamp(max=state.gen_length), eos)
+
+    def window_of(self, position: Tensor, state: DecodeState) -> Tensor:
+        return position.clamp(max=state.gen_length - 1) // self.block_length
+
+    def no_changes(self, state: DecodeState) -> Changes:
+        none = torch.zeros_like(state.is_masked)
+        return Changes(none, none)
+
+    def earlier_commits(self, view: StepView, commit: Tensor, state: DecodeState) -> Tensor:
+        """(B, G) bool: committed before this step, in the current window, predicted, row still running."""
+        return view.window & view.predicted & ~state.is_masked & ~commit & ~state.finished[:, None]
 
 
 REMASK: Registry[type[RemaskPolicy]] = Registry("remask rule")
@@ -31,5 +94,62 @@ REMASK: Registry[type[RemaskPolicy]] = Registry("remask rule")
 class NoRemask(RemaskPolicy):
     """Committed tokens are final (LLaDA, Dream, Fast-dLLM)."""
 
-    def select(self, scores: Tensor, state: DecodeState) -> Tensor:
-        return torch.zeros_like(state.is_masked)
+    def select(self, view: StepView, commit: Tensor, state: DecodeState) -> Changes:
+        return self.no_changes(state)
+
+
+def lowest(values: Tensor, eligible: Tensor, cap: Tensor) -> Tensor:
+    """(B, G) bool: the cap[b] eligible positions of each row with the lowest values (none where cap is 0)."""
+    masked = values.float().masked_fill(~eligible, float("inf"))
+    order = masked.argsort(dim=-1, stable=True)
+    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(values.shape[1], device=values.device)
+                                            .expand_as(order))
+    return eligible & (rank < cap[:, None])
+
+
+@REMASK.register("low-confidence")
+class LowConfidenceRemask(RemaskPolicy):
+    """Reopen the current block's earlier commits whose probability under this step's forward fell below
+    `remask_threshold`, lowest first, at most `remask_budget` per row and step (and at most this step's
+    commits − 1, so each step still commits one net token)."""
+
+    needs_probs = True
+    window_scoped = True
+
+    def __init__(self, block_length: int, remask_threshold: float = 0.9, remask_budget: int | None = None) -> None:
+        super().__init__(block_length)
+        self.threshold, self.budget = remask_threshold, remask_budget
+
+    def select(self, view: StepView, commit: Tensor, state: DecodeState) -> Changes:
+        eligible = self.earlier_commits(view, commit, state) & (view.current_prob < self.threshold)
+        cap = (commit.sum(-1) - 1).clamp(min=0)
+        if self.budget is not None:
+            cap = cap.clamp(max=self.budget)
+        return Changes(lowest(view.current_prob, eligible, cap), torch.zeros_like(eligible))
+
+
+@REMASK.register("wino")
+class WinoRemask(LowConfidenceRemask):
+    """WINO narrow-out (arXiv 2507.18578): drafted tokens of the current block that the next forward no longer
+    supports above `remask_threshold` (τ2, 0.9) go back to [MASK]. Pair it with a low commit threshold
+    (wide-in drafting, τ1): the `wino` preset. Unlike the paper, at most commits − 1 are reopened per step,
+    which guarantees progress."""
+
+
+@REMASK.register("edit")
+class TokenEditRemask(RemaskPolicy):
+    """LLaDA2.1 token editing (SGLang JointThreshold): a committed token of the current block is replaced by
+    the model's proposal when they differ and the proposal's probability exceeds `edit_threshold`. Edited
+    tokens stay committed; nothing is reopened, so every step still commits ≥ 1 mask."""
+
+    needs_probs = True
+    window_scoped = True
+
+    def __init__(self, block_length: int, edit_threshold: float = 0.9) -> None:
+        super().__init__(block_length)
+        self.threshold = edit_threshold
+
+    def select(self, view: StepView, commit: Tensor, state: DecodeState) -> Changes:
+        edit = self.earlier_commits(view, commit, state) & (view.proposed != state.tokens) & \
+            (view.proposed_prob > self.threshold)
+        return Changes(torch.zeros_like(edit), edit)

@@ -90,15 +90,20 @@ class DecodeState:
         self.window_step = torch.where(changed, torch.zeros_like(self.window_step), self.window_step)
         self.window_index = window_index
 
-    def apply(self, commit: Tensor, proposed: Tensor, remask: Tensor) -> None:
-        """Fill `commit` positions with `proposed` tokens and reopen `remask` positions; all (B, G)."""
+    def apply(self, commit: Tensor, proposed: Tensor, reopen: Tensor | None = None, edit: Tensor | None = None) -> None:
+        """Fill `commit` positions with `proposed` tokens, reopen `reopen` positions (back to the mask) and set
+        `edit` positions (committed ones) to `proposed`; all (B, G) bool. Finished rows do not change."""
         active = ~self.finished  # (B,)
-        commit, remask = commit & active[:, None], remask & active[:, None]
-        self.tokens = torch.where(commit, proposed, self.tokens)
-        self.tokens = torch.where(remask, torch.full_like(self.tokens, self.mask_id), self.tokens)
-        self.is_masked = (self.is_masked & ~commit) | remask
-        self.committed_at = torch.where(commit, self.row_step[:, None], self.committed_at)
-        self.committed_at = torch.where(remask, -1, self.committed_at)
+        commit = commit & active[:, None]
+        write = commit if edit is None else commit | (edit & active[:, None])
+        self.tokens = torch.where(write, proposed, self.tokens)
+        self.is_masked = self.is_masked & ~commit
+        self.committed_at = torch.where(write, self.row_step[:, None], self.committed_at)
+        if reopen is not None:
+            reopen = reopen & active[:, None]
+            self.tokens = torch.where(reopen, torch.full_like(self.tokens, self.mask_id), self.tokens)
+            self.is_masked = self.is_masked | reopen
+            self.committed_at = torch.where(reopen, -1, self.committed_at)
         self.nfe = self.nfe + active.long()
         self.window_step = self.window_step + active.long()
         self.row_step = self.row_step + 1
@@ -118,12 +123,12 @@ class DecodeState:
         idx = torch.arange(self.gen_length, device=self.tokens.device)
         return torch.where(self.is_masked, idx, self.gen_length).min(-1).values
 
-    def update_finished(self, stop_at_eos: bool) -> None:
-        """A row is finished when no mask remains before its first EOS (or anywhere, without EOS stopping).
-
-        Tokens before the first EOS are then final, so stopping early changes none of them.
-        """
-        limit = self.first_eos() if stop_at_eos else torch.full_like(self.nfe, self.gen_length)
+    def update_finished(self, limit: Tensor | None = None) -> None:
+        """A row is finished when no mask remains before `limit` (B,) (its first EOS, or the end of the block
+        holding it under a remask rule; None: anywhere). Tokens before the limit are then final, so stopping
+        early changes none of them."""
+        if limit is None:
+            limit = torch.full_like(self.nfe, self.gen_length)
         idx = torch.arange(self.gen_length, device=self.tokens.device)
         self.finished = self.finished | ~(self.is_masked & (idx < limit[:, None])).any(-1)
 

@@ -1,4 +1,4 @@
-"""One denoising step of a group of rows: plan → forward (one NFE) → sample → score → commit → remask → apply.
+"""One denoising step of a group of rows: plan → forward (one NFE) → sample → score → commit → remask/edit → apply.
 
 Each axis is one object call; nothing here knows which cache, commit rule or model it runs.
 """
@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from unmask.cache import Canvas, Plan
 from unmask.cache.base import gather_rows
 from unmask.decoding import DecodeState
+from unmask.decoding.remask import StepView, probabilities
 from unmask.engine.build import DecodeParts
 
 
@@ -35,14 +36,26 @@ def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: De
     broken = ~torch.isfinite(logits).flatten(1).all(-1)                            # (B,)
     proposed_n = parts.sampler(logits, parts.generators)                           # (B, N)
     scores_n = parts.score(logits, proposed_n, parts.generators)                   # (B, N)
-    proposed = to_region(proposed_n, plan, state.tokens)                           # (B, G)
-    scores = to_region(scores_n, plan, torch.full(state.tokens.shape, float("-inf"),
-                                                  dtype=scores_n.dtype, device=scores_n.device))
-    predicted = to_region(torch.ones_like(proposed_n, dtype=torch.bool), plan, torch.zeros_like(window))
-    candidates = window & state.is_masked & predicted & ~state.finished[:, None]
-    commit = parts.commit.select(scores, candidates, state)
-    remask = parts.remask.select(scores, state)
-    state.apply(commit, proposed, remask)
-    parts.cache.update(plan, state, scores)
-    state.update_finished(parts.stop_at_eos)
+    view = step_view(logits, proposed_n, scores_n, plan, state, window, parts.remask.needs_probs)
+    candidates = window & state.is_masked & view.predicted & ~state.finished[:, None]
+    commit = parts.commit.select(view.scores, candidates, state)
+    changes = parts.remask.select(view, commit, state)
+    state.apply(commit, view.proposed, changes.reopen, changes.edit)
+    parts.cache.update(plan, state, view.scores)
+    state.update_finished(parts.remask.stop_limit(state) if parts.stop_at_eos else None)
     return plan, broken
+
+
+def step_view(logits: Tensor, proposed_n: Tensor, scores_n: Tensor, plan: Plan, state: DecodeState, window: Tensor,
+              needs_probs: bool) -> StepView:
+    """The forward's per-prediction values scattered onto the (B, G) generated region."""
+    neg_inf = torch.full(state.tokens.shape, float("-inf"), dtype=scores_n.dtype, device=scores_n.device)
+    view = StepView(proposed=to_region(proposed_n, plan, state.tokens), scores=to_region(scores_n, plan, neg_inf),
+                    predicted=to_region(torch.ones_like(proposed_n, dtype=torch.bool), plan, torch.zeros_like(window)),
+                    window=window)
+    if needs_probs:
+        current_n = state.tokens.gather(1, plan.predicts)
+        proposed_p, current_p = probabilities(logits, proposed_n, current_n)
+        zero = torch.zeros(state.tokens.shape, dtype=torch.float32, device=state.tokens.device)
+        view.proposed_prob, view.current_prob = to_region(proposed_p, plan, zero), to_region(current_p, plan, zero)
+    return view
