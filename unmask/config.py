@@ -28,11 +28,23 @@ class DecodeConfig:
     alg: str = knob("confidence", "score: confidence | margin | entropy | random (aliases low_confidence, "
                     "maskgit_plus, topk_margin)")
     alg_temp: float | None = knob(None, "Dream: sample positions from softmax(score / alg_temp) when > 0")
-    commit: str = knob("linear", "commit rule: linear | dream | threshold | factor | entropy-threshold")
-    threshold: float = knob(0.9, "threshold rule: commit scores ≥ threshold; entropy-threshold: entropy < threshold")
+    commit: str = knob("linear", "commit rule: linear | dream | threshold | factor | entropy-threshold | eb | "
+                       "hierarchy | dimple | dus | cosine")
+    threshold: float = knob(0.9, "threshold / hierarchy rule: commit scores ≥ threshold; dimple: scores > threshold; "
+                            "entropy-threshold: entropy < threshold")
+    eb_gamma: float = knob(0.15, "eb (EB-Sampler): accept the lowest-entropy candidates while Σ entropy − max entropy "
+                           "≤ eb_gamma nats (SGLang's default 0.15)")
+    low_threshold: float = knob(0.4, "hierarchy (dInfer): each contiguous run of masked positions commits its best "
+                                "token when its score > low_threshold")
+    dus_base: int = knob(2, "dus (dilated unmasking): stride divisor; a block of L commits every (L/base)-th "
+                         "position, then every (L/base²)-th, … (≈ log_base L steps per block)")
     factor: float = knob(1.0, "factor rule (Fast-dLLM): accept rank r while (r+1)(1-c_r) ≤ factor")
     eps: float = knob(1e-3, "Dream timestep schedule's final time")
     temperature: float = knob(0.0, "0 = argmax; > 0 = Gumbel-max sampling in float64")
+    logits_eos_inf: bool = knob(False, "LLaDA: set the EOS logit (the model's first eos id) to -inf before "
+                                "sampling and scoring, so EOS is never proposed")
+    confidence_eos_eot_inf: bool = knob(False, "LLaDA: score from the distribution without EOS and end-of-turn "
+                                        "(all eos ids): a position proposing one of them scores 0 and commits last")
     top_p: float | None = knob(None, "nucleus filter before sampling, in (0, 1]")
     top_k: int | None = knob(None, "keep the k most likely tokens before sampling")
     remask: str = knob("none", "remask rule: none | low-confidence | wino | edit (reopen or edit committed tokens of "

@@ -20,6 +20,9 @@ TYPES = {"gen_length": int, "steps": (int, type(None)), "block_length": (int, ty
          "top_k": (int, type(None)), "remask": str, "cache": str, "cfg_scale": (float, int),
          "remask_threshold": (float, int), "remask_budget": (int, type(None)), "edit_threshold": (float, int),
          "confidence_fp64": bool, "stop_at_eos": bool, "seed": (int, type(None))}
+# commit rules: eb / hierarchy / dus; LLaDA's EOS options
+TYPES.update({"eb_gamma": (float, int), "low_threshold": (float, int), "dus_base": int, "logits_eos_inf": bool,
+              "confidence_eos_eot_inf": bool})
 # caches: prefix / dual / delayed / vicinity
 TYPES.update({"cache_update_freq": (int, type(None)), "cache_reloading_step": int, "vicinity_size": int,
               "vicinity_warmup_steps": int})
@@ -36,9 +39,10 @@ FLOAT_RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     "top_p": (0.0, False, 1.0, True), "threshold": (0.0, False, None, False), "factor": (0.0, False, None, False),
     "eps": (0.0, False, 1.0, False), "cfg_scale": (0.0, True, None, False), "rho": (0.0, True, 1.0, True),
     "rollout_p": (0.0, True, 1.0, True), "gamma": (0.0, True, 1.0, True), "d2_sigma": (0.0, True, None, False),
-    "remask_threshold": (0.0, False, 1.0, True), "edit_threshold": (0.0, False, 1.0, True)}
+    "remask_threshold": (0.0, False, 1.0, True), "edit_threshold": (0.0, False, 1.0, True),
+    "eb_gamma": (0.0, True, None, False), "low_threshold": (0.0, True, None, False)}
 POSITIVE_INTS = ("gen_length", "steps", "block_length", "top_k", "remask_budget", "cache_update_freq", "cache_reloading_step",
-                 "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num")
+                 "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num", "dus_base")
 NON_NEGATIVE_INTS = ("vicinity_size", "vicinity_warmup_steps", "inflate_w")
 
 

@@ -61,4 +61,26 @@ PRESETS: dict[str, Preset] = {
          "cache": "elastic", "elastic_window": 16, "gamma": 0.9, "track_num": 1},
         "arXiv 2510.14973 (Elastic-Cache)",
         "Elastic-Cache GSM8K script: sliding window 16, threshold 0.9, drift gamma 0.9, 1 tracked token per layer"),
+    "eb-sampler": Preset(
+        {"gen_length": 256, "block_length": 32, "commit": "eb", "eb_gamma": 0.15, "alg": "entropy"},
+        "arXiv 2505.24857 (EB-Sampler)",
+        "entropy-bounded unmasking: lowest-entropy tokens while Σ H − max H ≤ 0.15 nats (SGLang default), block 32"),
+    "dinfer-hierarchy": Preset(
+        {"gen_length": 256, "block_length": 32, "commit": "hierarchy", "threshold": 0.9, "low_threshold": 0.4,
+         "alg": "confidence"},
+        "arXiv 2510.08666 (dInfer)",
+        "hierarchical decoding: ≥ 0.9 plus the best of each contiguous masked run above 0.4, block 32"),
+    "dimple": Preset(
+        {"gen_length": 128, "steps": 128, "schedule": "full", "commit": "dimple", "threshold": 0.95,
+         "alg": "confidence"},
+        "arXiv 2505.16990 (Dimple)",
+        "confident decoding: every token with confidence > 0.95, else Dream's timestep quota; whole sequence"),
+    "dus": Preset(
+        {"gen_length": 256, "block_length": 32, "commit": "dus", "dus_base": 2, "alg": "confidence"},
+        "arXiv 2506.19037 (DUS)",
+        "dilated unmasking: fixed coarse-to-fine strides 16, 8, 4, 2, 1 → 5 steps per 32-token block"),
+    "maskgit-cosine": Preset(
+        {"gen_length": 128, "steps": 32, "block_length": 32, "commit": "cosine", "alg": "confidence"},
+        "arXiv 2202.04200 (MaskGIT)",
+        "cosine quota: step i of S leaves floor(n·cos(π/2·(i+1)/S)) masked; 8 steps per 32-token block"),
 }

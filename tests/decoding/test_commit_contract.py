@@ -8,7 +8,9 @@ from unmask.engine.build import construct
 
 B, G = 4, 16
 SETTINGS = {"linear": {}, "dream": {}, "threshold": {"threshold": 0.9}, "entropy-threshold": {"alg": "entropy"},
-            "factor": {}}
+            "factor": {}, "eb": {"alg": "entropy"}, "hierarchy": {}, "dimple": {}, "dus": {"block_length": 8},
+            "cosine": {}}
+ENTROPY_SCORED = ("entropy-threshold", "eb")   # rules whose score is a negative entropy
 
 
 def state_with(masked: torch.Tensor) -> DecodeState:
@@ -32,13 +34,39 @@ def test_commit_is_nonempty_subset_of_candidates(name, seed):
     candidates[0] = False          # a row with no candidate commits nothing
     candidates[1, :] = False
     candidates[1, 3] = True        # a row with exactly one candidate commits it
-    scores = torch.rand(B, G, generator=g) if name != "entropy-threshold" else -3 * torch.rand(B, G, generator=g)
+    scores = torch.rand(B, G, generator=g) if name not in ENTROPY_SCORED else -3 * torch.rand(B, G, generator=g)
     chosen = rule.select(scores, candidates, state_with(candidates))
     assert chosen.dtype == torch.bool and chosen.shape == (B, G)
     assert not (chosen & ~candidates).any()
     has = candidates.any(-1)
-    assert (chosen.sum(-1)[has] >= 1).all()
-    assert chosen[1, 3]
+    if not rule.may_commit_nothing:
+        assert (chosen.sum(-1)[has] >= 1).all()
+        assert chosen[1, 3]
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+@pytest.mark.parametrize("seed", range(3))
+def test_commit_empties_a_window_within_its_step_budget(name, seed):
+    """Every rule, also one allowed to commit nothing on some steps, fills a window in ≤ its steps per window
+    (quota rules) or ≤ the window length (adaptive rules), on fresh random scores each step."""
+    g = torch.Generator().manual_seed(seed)
+    cfg = DecodeConfig(commit=name, gen_length=G, steps=G, **SETTINGS[name])
+    rule = construct(COMMIT.get(name), cfg, steps_per_window=cfg.steps_per_window, block_length=cfg.window_length,
+                     generators=[g] * B)
+    window = torch.arange(G)[None, :] // cfg.window_length == 0
+    s = state_with(window.expand(B, G) & True)
+    for step in range(cfg.window_length):
+        s.window_step = torch.full((B,), step)
+        candidates = s.is_masked & window
+        if not candidates.any():
+            break
+        scores = torch.rand(B, G, generator=g)
+        scores = -3 * scores if name in ENTROPY_SCORED else scores
+        s.is_masked = s.is_masked & ~rule.select(scores, candidates, s)
+    else:
+        step = cfg.window_length
+    assert not (s.is_masked & window).any(), f"{name} left masks after {step} steps"
+    assert step <= (cfg.steps_per_window if name in ("linear", "dream", "dimple", "cosine") else cfg.window_length)
 
 
 def test_threshold_above_one_commits_exactly_one_per_step():

@@ -60,11 +60,13 @@ def test_fast_dllm_presets_match_fast_dllm_generate(llada, rule):
     assert max(c.nfe for c in mine) == nfe
 
 
-@pytest.mark.parametrize("steps, alg", [(16, "entropy"), (4, "entropy"), (16, "maskgit_plus"), (8, "topk_margin")])
-# steps = gen_length is left out on purpose: Dream floors some quotas to 0 and wastes the forward; unmask
-# commits one token there instead (README, "Correctness anchors"), so the trajectories diverge by design.
+@pytest.mark.parametrize("steps, alg", [(16, "entropy"), (4, "entropy"), (16, "maskgit_plus"), (8, "topk_margin"),
+                                        (32, "entropy"), (32, "maskgit_plus")])
+# steps = gen_length: Dream floors some quotas to 0 and spends those forwards committing nothing; so does unmask.
 def test_dream_preset_matches_dream_generate(dream, steps, alg):
     llm, fwd = dream
     cfg = DecodeConfig.preset("dream", gen_length=32, steps=steps, alg=alg)
     ref = samplers.dream_generate(fwd, PROMPTS, 32, steps, alg=alg, mask_id=llm.spec.mask_id)[:, PROMPTS.shape[1]:]
-    assert [c.token_ids for c in generated(llm, cfg)] == before_first_eos(ref, llm.spec.eos_ids)
+    mine = generated(llm, cfg)
+    assert [c.token_ids for c in mine] == before_first_eos(ref, llm.spec.eos_ids)
+    assert all(c.nfe == steps for c in mine)  # every forward is spent, also those that commit nothing

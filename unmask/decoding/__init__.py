@@ -1,5 +1,6 @@
 """The sampler design space: schedules, scores, token samplers, commit and remask rules (no model, no cache)."""
 from unmask.decoding.commit import COMMIT, CommitPolicy
+from unmask.decoding import commit_adaptive  # noqa: F401  (registers eb, hierarchy, dimple, dus, cosine)
 from unmask.decoding.remask import REMASK, RemaskPolicy
 from unmask.decoding.schedule import SCHEDULES, Schedule
 from unmask.decoding.scores import ALG_ALIASES, SCORES, Score

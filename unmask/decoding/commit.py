@@ -1,7 +1,8 @@
 """Commit rules: from the scores of the candidate positions, choose which masked positions to fill now.
 
 Contract (every rule, tested over the registry): the result is a subset of `candidates`, holds at least one
-position in every row that has a candidate, and is computed on the device without a host sync.
+position in every row that has a candidate (unless the rule declares `may_commit_nothing`, and then it still
+finishes every window within its step budget), and is computed on the device without a host sync.
 """
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ NEG_INF = float("-inf")
 
 
 class CommitPolicy(ABC):
+    # True for a rule that reproduces a reference which spends some forwards committing nothing (Dream's floored
+    # quota); such a rule must still empty every window within its step budget.
+    may_commit_nothing: bool = False
+
     @classmethod
     def check_config(cls, cfg) -> None:
         """Raise ConfigError when `cfg` (a DecodeConfig) cannot work with this rule, naming why."""
@@ -48,9 +53,9 @@ def ranks(scores: Tensor, candidates: Tensor) -> Tensor:
     return torch.empty_like(order).scatter_(-1, order, position_rank)
 
 
-def top_n(scores: Tensor, candidates: Tensor, n: Tensor) -> Tensor:
-    """The n[b] best candidates of each row, at least one. n: (B,) long."""
-    return (ranks(scores, candidates) < n.clamp(min=1)[:, None]) & candidates
+def top_n(scores: Tensor, candidates: Tensor, n: Tensor, at_least_one: bool = True) -> Tensor:
+    """The n[b] best candidates of each row (at least one unless `at_least_one` is False). n: (B,) long."""
+    return (ranks(scores, candidates) < (n.clamp(min=1) if at_least_one else n)[:, None]) & candidates
 
 
 def best_one(scores: Tensor, candidates: Tensor) -> Tensor:
@@ -79,7 +84,8 @@ class LinearQuota(CommitPolicy):
 @COMMIT.register("dream")
 class DreamTimestepQuota(CommitPolicy):
     """Dream: timesteps t_i = linspace(1, eps, S+1); step i commits int(masked · (1 − t_{i+1}/t_i)), the rest
-    at the last step. Where Dream's flooring gives 0 we commit 1 (Dream would spend the forward on nothing).
+    at the last step. Where the flooring gives 0 the step commits nothing, as Dream's diffusion_generate does
+    (the forward is spent; e.g. steps == gen_length); the last step of the window commits everything left.
 
     With `alg_temp` > 0 the positions are sampled from softmax(score / alg_temp) instead of taken top-n.
     """
@@ -87,6 +93,8 @@ class DreamTimestepQuota(CommitPolicy):
     @classmethod
     def check_config(cls, cfg) -> None:
         check_quota(cfg)
+
+    may_commit_nothing = True
 
     def __init__(self, steps_per_window: int, eps: float = 1e-3, alg_temp: float | None = None,
                  generators: list[torch.Generator] | None = None) -> None:
@@ -102,7 +110,7 @@ class DreamTimestepQuota(CommitPolicy):
     def select(self, scores: Tensor, candidates: Tensor, state: DecodeState) -> Tensor:
         n = self.quota(candidates, state)
         if not self.alg_temp:
-            return top_n(scores, candidates, n)
+            return top_n(scores, candidates, n, at_least_one=False)
         return self.sample_positions(scores, candidates, n)
 
     def sample_positions(self, scores: Tensor, candidates: Tensor, n: Tensor) -> Tensor:
@@ -110,7 +118,7 @@ class DreamTimestepQuota(CommitPolicy):
         logp = torch.log_softmax(scores.masked_fill(~candidates, NEG_INF).double() / self.alg_temp, dim=-1)
         u = torch.stack([torch.rand(scores.shape[1], generator=g, device=g.device, dtype=torch.float64)
                          for g in self.generators[: scores.shape[0]]]).to(scores.device)  # (B, G)
-        return top_n(logp - torch.log(-torch.log(u)), candidates, n)
+        return top_n(logp - torch.log(-torch.log(u)), candidates, n, at_least_one=False)
 
 
 @COMMIT.register("threshold")

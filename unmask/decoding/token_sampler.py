@@ -33,6 +33,13 @@ class TokenSampler:
                  banned: tuple[int, ...] = ()) -> None:
         self.temperature, self.top_p, self.top_k, self.banned = temperature, top_p, top_k, list(banned)
 
+    @classmethod
+    def from_config(cls, cfg, spec) -> "TokenSampler":
+        """The sampler of a DecodeConfig for a model's DiffusionSpec: never the mask id; with LLaDA's
+        `logits_eos_inf`, never EOS either (the spec's first eos id, LLaDA's 126081, set to -inf)."""
+        banned = (spec.mask_id,) + ((spec.eos_ids[0],) if getattr(cfg, "logits_eos_inf", False) else ())
+        return cls(cfg.temperature, cfg.top_p, cfg.top_k, banned=banned)
+
     def filtered(self, logits: Tensor) -> Tensor:
         """The logits a token is drawn from: banned ids, top-k and top-p removed. (B, N, V)."""
         if self.banned:
