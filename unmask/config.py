@@ -76,7 +76,8 @@ class DecodeConfig:
     elastic_window: int = knob(16, "elastic (Elastic-Cache): masked positions queried per step (sliding window)")
     gamma: float = knob(0.9, "elastic (Elastic-Cache): refresh deeper layers when tracked attention's cosine < gamma")
     track_num: int = knob(1, "elastic (Elastic-Cache): most-attended tokens tracked per layer for the drift test")
-    cfg_scale: float = knob(0.0, "classifier-free guidance scale (not implemented yet; must be 0)")
+    cfg_scale: float = knob(0.0, "classifier-free guidance scale (LLaDA): > 0 runs an unconditional copy of each row "
+                            "(prompt masked) in the same forward; logits = un + (s + 1)(cond − un); cache 'none'")
     confidence_fp64: bool = knob(False, "compute scores in float64 (Fast-dLLM) instead of float32 (LLaDA)")
     stop_at_eos: bool = knob(True, "stop a row once no mask remains before its first EOS")
     seed: int | None = knob(None, "seed of each request's own torch.Generator, in [0, 2**63): every request with "

@@ -106,8 +106,9 @@ def _check_ranges(cfg: "DecodeConfig") -> None:
             raise ConfigError(f"{name}={short(value)} is absurdly large (the limit is {MAX_INT})")
     if cfg.seed is not None and not 0 <= cfg.seed < MAX_SEED:
         raise ConfigError(f"seed must be None (a random seed per request) or an int in [0, 2**63), got {short(cfg.seed)}")
-    if cfg.cfg_scale != 0:
-        raise ConfigError(f"cfg_scale={cfg.cfg_scale}: classifier-free guidance is not implemented yet; use 0")
+    if cfg.cfg_scale > 0 and cfg.cache != "none":
+        raise ConfigError(f"cfg_scale={cfg.cfg_scale}: the unconditional copy of each row keeps no K/V of its own "
+                          f"yet, so guidance needs cache='none' (got {cfg.cache!r})")
 
 
 def _check_combinations(cfg: "DecodeConfig") -> None:
@@ -121,9 +122,10 @@ def _check_combinations(cfg: "DecodeConfig") -> None:
 def _check_methods(cfg: "DecodeConfig") -> None:
     """Each chosen method's own constraints, declared beside its class (`check_config` classmethods)."""
     from unmask.cache import CACHES
-    from unmask.decoding import COMMIT
+    from unmask.decoding import COMMIT, REMASK
 
     COMMIT.get(cfg.commit).check_config(cfg)
+    REMASK.get(cfg.remask).check_config(cfg)
     CACHES.get(cfg.cache).check_config(cfg)
 
 

@@ -31,6 +31,7 @@ def synthetic(seed: int = 0) -> tuple[StepView, torch.Tensor, DecodeState]:
     state.is_masked = torch.rand(B, G, generator=g) < 0.5
     state.tokens = torch.where(state.is_masked, 99, torch.randint(2, 50, (B, G), generator=g))
     state.finished = torch.tensor([False, False, False, True])
+    state.reopened = (torch.rand(B, G, generator=g) < 0.2).long()
     window = (torch.arange(G) // BLOCK)[None, :] == torch.tensor([0, 1, 0, 1])[:, None]
     commit = state.is_masked & window & (torch.rand(B, G, generator=g) < 0.5)
     proposed = torch.where(torch.rand(B, G, generator=g) < 0.5, state.tokens, torch.randint(2, 50, (B, G), generator=g))
@@ -49,7 +50,7 @@ def test_contract_on_synthetic_views(name, seed):
     touched = changes.reopen | changes.edit
     earlier = view.window & ~state.is_masked & ~commit & ~state.finished[:, None]
     assert not (touched & ~earlier).any(), "only earlier commits of the current window of running rows change"
-    assert (changes.reopen.sum(-1) <= (commit.sum(-1) - 1).clamp(min=0)).all(), "one net commit per step"
+    assert not (changes.reopen & (state.reopened >= 1)).any(), "a position is reopened at most once"
     assert not (changes.edit & (view.proposed == state.tokens)).any(), "an edit changes the token"
     if name == "low-confidence":
         assert (changes.reopen.sum(-1) <= 2).all()
@@ -61,7 +62,8 @@ def test_reopen_takes_the_least_supported_tokens():
     rule = construct(REMASK.get("wino"), DecodeConfig(remask="wino", remask_threshold=1.0), block_length=BLOCK)
     changes = rule.select(view, commit, state)
     for b in range(B):
-        chosen, eligible = changes.reopen[b], view.window[b] & ~state.is_masked[b] & ~commit[b] & ~state.finished[b]
+        chosen = changes.reopen[b]
+        eligible = view.window[b] & ~state.is_masked[b] & ~commit[b] & ~state.finished[b] & (state.reopened[b] < 1)
         if chosen.any() and (eligible & ~chosen).any():
             assert view.current_prob[b][chosen].max() <= view.current_prob[b][eligible & ~chosen].min()
 
@@ -95,7 +97,7 @@ def remask_config(rule: str, **over) -> DecodeConfig:
     return DecodeConfig(**{**BASE, "remask": rule, **KNOBS[rule], **over})
 
 
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("rule", [r for r in RULES if not REMASK.get(r).shadow])
 @pytest.mark.parametrize("cache", ["prefix", "dual", "vicinity"])
 def test_caches_refreshing_every_step_equal_none_with_remasking(model, rule, cache):
     expected, _ = decode(model, remask_config(rule))
@@ -106,18 +108,84 @@ def test_caches_refreshing_every_step_equal_none_with_remasking(model, rule, cac
 
 @pytest.mark.parametrize("cache", sorted(set(CACHES.names()) - {"none", "prefix", "dual", "vicinity"}))
 def test_other_caches_refuse_remasking_with_the_reason(cache):
-    with pytest.raises(ConfigError, match=f"cache '{cache}' reuses .* which remask 'wino' may reopen or edit"):
-        DecodeConfig(**BASE, cache=cache, remask="wino")
+    with pytest.raises(ConfigError, match=f"cache '{cache}' reuses .* which remask 'edit' may reopen or edit"):
+        DecodeConfig(**BASE, cache=cache, remask="edit")
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if REMASK.get(r).shadow])
+@pytest.mark.parametrize("cache", sorted(set(CACHES.names()) - {"none"}))
+def test_shadow_rules_need_the_cache_free_path(rule, cache):
+    with pytest.raises(ConfigError, match=f"remask '{rule}' verifies tokens with a shadow block"):
+        DecodeConfig(**BASE, cache=cache, remask=rule)
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if REMASK.get(r).shadow])
+def test_the_shadow_block_costs_one_row_and_a_block_more_positions(model, rule):
+    net, _ = model
+    cfg = remask_config(rule)
+    done, _ = decode(model, cfg, prompts=[PROMPTS[0]])
+    plain, _ = decode(model, cfg.replace(remask="none"), prompts=[PROMPTS[0]])
+    L = len(PROMPTS[0]) + cfg.gen_length
+    assert done[0].model_rows == done[0].nfe
+    assert done[0].computed == done[0].nfe * (L + cfg.block_length) * len(net.layers)
+    assert plain[0].computed == plain[0].nfe * L * len(net.layers)
+
+
+def test_the_shadow_block_predicts_each_token_from_everything_else(model):
+    """The decoding logits are the plain forward's (real positions never see the shadow queries). On a
+    one-layer LLaDA the shadow logits of window position p equal a plain forward with only p masked: exact
+    leave-one-out (deeper layers let p's information reach the other keys, as in WINO's shadow block)."""
+    import copy
+
+    from unmask.cache import CACHES
+    from unmask.cache.plan import Canvas
+    from unmask.engine.step import shadow_forward
+    from unmask.models.cache_view import positions_from_mask
+
+    net, spec = model
+    P, G, W = 5, 16, 8
+    state = DecodeState.start(1, G, mask_id=spec.mask_id, eos_ids=spec.eos_ids, device="cpu")
+    state.tokens = torch.randint(3, 40, (1, G))
+    state.is_masked = torch.zeros(1, G, dtype=torch.bool)
+    prompt = torch.randint(3, 40, (1, P))
+    key_mask = torch.ones(1, P + G, dtype=torch.bool)
+    canvas = Canvas(prompt, key_mask, positions_from_mask(key_mask), spec.logit_shift)
+    window = (torch.arange(G) >= 8)[None]
+    plan = CACHES.get("none")(spec).plan(canvas, state, window)
+    one_layer = copy.deepcopy(net)
+    one_layer.layers = one_layer.layers[:1]
+    with torch.inference_mode():
+        main, (where, shadow) = shadow_forward(net, canvas, state, window, plan, W)
+        torch.testing.assert_close(main, net(canvas.ids(state), canvas.positions, plan.view, plan.logits_at))
+        if spec.logit_shift:
+            return
+        _, (where, shadow) = shadow_forward(one_layer, canvas, state, window, plan, W)
+        for i, p in enumerate(where[0].tolist()):
+            ids = canvas.ids(state).clone()
+            ids[0, P + p] = spec.mask_id
+            alone = one_layer(ids, canvas.positions, plan.view, torch.tensor([[P + p]]))[0, 0]
+            torch.testing.assert_close(shadow[0, i], alone, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("rule", RULES)
 def test_remasking_changes_something_and_still_ends(model, rule):
     """The rule acts (the tokens or the step counts differ from no remasking) and every row finishes."""
-    parallel = dict(commit="linear", steps=4)   # 4 commits per step: room to reopen up to 3
+    parallel = dict(commit="linear", steps=4)   # 4 commits per step
     plain, _ = decode(model, DecodeConfig(**{**BASE, **parallel}))
     remasked, _ = decode(model, remask_config(rule, remask_threshold=1.0, edit_threshold=0.01, **parallel))
     assert [(c.token_ids, c.nfe) for c in remasked] != [(c.token_ids, c.nfe) for c in plain]
     assert all(c.finish_reason in ("eos", "length") for c in remasked)
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if REMASK.get(r).shadow])
+def test_a_block_committed_in_one_step_is_verified_before_the_row_moves_on(model, rule):
+    """One-shot commits (threshold ~0): the verifying rule spends one more forward per block on them."""
+    one_shot = dict(commit="threshold", threshold=1e-6, stop_at_eos=False)
+    plain, _ = decode(model, DecodeConfig(**{**BASE, **one_shot}))
+    verified, _ = decode(model, remask_config(rule, remask_threshold=1e-9, **one_shot))   # verifies, never reopens
+    assert all(c.nfe == 2 for c in plain)                       # two blocks, one step each
+    assert all(c.nfe == 4 for c in verified)                    # plus one verifying forward per block
+    assert [c.token_ids for c in verified] == [c.token_ids for c in plain]
 
 
 @pytest.mark.parametrize("rule", RULES)

@@ -22,7 +22,9 @@ BASE = dict(gen_length=16, block_length=8, stop_at_eos=False)
 CACHE_KNOBS = {"vicinity": {"vicinity_size": 2, "vicinity_warmup_steps": 2}, "delayed": {"cache_reloading_step": 3},
                "d2": {"d2_current_k": 4}, "feature": {"prompt_interval": 5, "response_interval": 3},
                "elastic": {"elastic_window": 4, "gamma": 0.9}}
-COMMIT_KNOBS = {"linear": {"steps": 16}, "eb": {"alg": "entropy"}, "dream": {"steps": 8, "alg": "entropy"}, "threshold": {"threshold": 0.3},
+COMMIT_KNOBS = {"linear": {"steps": 16}, "eb": {"alg": "entropy", "eb_gamma": 0.5},
+                "hierarchy": {"threshold": 0.7, "low_threshold": 0.2}, "dimple": {"steps": 16, "threshold": 0.5},
+                "dus": {}, "cosine": {"steps": 8}, "dream": {"steps": 8, "alg": "entropy"}, "threshold": {"threshold": 0.3},
                 "factor": {}, "entropy-threshold": {"alg": "entropy", "threshold": 1.0}}
 
 
@@ -36,8 +38,8 @@ def configs() -> list[tuple[str, DecodeConfig]]:
     out.append(("sampled", DecodeConfig(**BASE, steps=16, temperature=1.0, seed=5, cache="prefix")))
     out.append(("remask=low-confidence", DecodeConfig(**BASE, steps=4, remask="low-confidence", remask_budget=2,
                                                       remask_threshold=1.0)))
-    out.append(("remask=wino+prefix", DecodeConfig(**BASE, commit="threshold", threshold=0.3, remask="wino",
-                                                   cache="prefix")))
+    out.append(("remask=wino", DecodeConfig(**BASE, commit="threshold", threshold=0.3, remask="wino")))
+    out.append(("cfg", DecodeConfig(**BASE, steps=16, cfg_scale=1.5)))
     out.append(("remask=edit+dual", DecodeConfig(**BASE, steps=8, remask="edit", edit_threshold=0.05, cache="dual")))
     return out
 

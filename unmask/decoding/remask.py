@@ -6,7 +6,11 @@ this step's commits. Every rule here acts inside the row's current window (block
 - tokens of finished blocks are final: streaming sends them, and prefix/dual caches stay valid;
 - early stop is exact: a row stops once every position up to the end of the block holding its first EOS is
   committed; later blocks never reopen earlier ones, so those tokens are what decoding to the end gives;
-- every step keeps at least one net commit per row (a rule reopens at most commits − 1), so decoding ends.
+- decoding always ends: a position is reopened at most `max_reopen` (1) times.
+Rules that verify (`low-confidence`, `wino`) re-predict each of the block's commits from everything else
+(leave-one-out, WINO's shadow block: extra queries in the same forward, one NFE, see engine/step.py). A row
+stays on a block until the drafts of its last step have been verified once (`unsettled`): a block that
+commits all its tokens in one step spends one more forward to check them.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import torch
 from torch import Tensor
 
 from unmask.decoding.state import DecodeState
+from unmask.errors import ConfigError
 from unmask.registry import Registry
 
 
@@ -49,6 +54,27 @@ def probabilities(logits: Tensor, proposed: Tensor, current: Tensor) -> tuple[Te
 class RemaskPolicy(ABC):
     needs_probs = False     # the step computes StepView.proposed_prob / current_prob for this rule
     window_scoped = False   # acts only inside the current window (see the module docstring)
+    shadow = False          # current_prob comes from the leave-one-out shadow block (engine/step.py)
+    max_reopen = 1          # a position is reopened at most this many times (so decoding always ends)
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        """Raise ConfigError when `cfg` cannot work with this rule, naming why."""
+        if cls.shadow and cfg.cache != "none":
+            raise ConfigError(f"remask {cfg.remask!r} verifies tokens with a shadow block in the forward, which "
+                              f"the caches do not plan yet; use cache='none' (got {cfg.cache!r})")
+        if cls.shadow and cfg.cfg_scale > 0:
+            raise ConfigError(f"remask {cfg.remask!r} with cfg_scale > 0 is not supported yet (the shadow block "
+                              f"and the unconditional copy would both need guiding)")
+
+    def unsettled(self, state: DecodeState) -> Tensor:
+        """(B, G) bool: positions that may still change: the masked ones, and for a verifying rule the drafts of
+        the last step that no forward has verified yet (and that may still be reopened). The schedule keeps a
+        row on their block, and early stop waits for them."""
+        if not self.shadow:
+            return state.is_masked
+        drafts = (state.committed_at == (state.row_step - 1)[:, None]) & (state.reopened < self.max_reopen)
+        return state.is_masked | (drafts & ~state.is_masked & (state.row_step > 0)[:, None])
 
     def __init__(self, block_length: int | None = None) -> None:
         self.block_length = block_length
@@ -109,31 +135,31 @@ def lowest(values: Tensor, eligible: Tensor, cap: Tensor) -> Tensor:
 
 @REMASK.register("low-confidence")
 class LowConfidenceRemask(RemaskPolicy):
-    """Reopen the current block's earlier commits whose probability under this step's forward fell below
-    `remask_threshold`, lowest first, at most `remask_budget` per row and step (and at most this step's
-    commits − 1, so each step still commits one net token)."""
+    """Reopen the current block's earlier commits whose probability, re-predicted from everything else (the
+    shadow block in the same forward), fell below `remask_threshold`: lowest first, at most
+    `remask_budget` per row and step, each position at most once."""
 
     needs_probs = True
     window_scoped = True
+    shadow = True
 
     def __init__(self, block_length: int, remask_threshold: float = 0.9, remask_budget: int | None = None) -> None:
         super().__init__(block_length)
         self.threshold, self.budget = remask_threshold, remask_budget
 
     def select(self, view: StepView, commit: Tensor, state: DecodeState) -> Changes:
-        eligible = self.earlier_commits(view, commit, state) & (view.current_prob < self.threshold)
-        cap = (commit.sum(-1) - 1).clamp(min=0)
-        if self.budget is not None:
-            cap = cap.clamp(max=self.budget)
+        eligible = self.earlier_commits(view, commit, state) & (view.current_prob < self.threshold) & \
+            (state.reopened < self.max_reopen)
+        cap = torch.full_like(state.nfe, state.gen_length if self.budget is None else self.budget)
         return Changes(lowest(view.current_prob, eligible, cap), torch.zeros_like(eligible))
 
 
 @REMASK.register("wino")
 class WinoRemask(LowConfidenceRemask):
-    """WINO narrow-out (arXiv 2507.18578): drafted tokens of the current block that the next forward no longer
-    supports above `remask_threshold` (τ2, 0.9) go back to [MASK]. Pair it with a low commit threshold
-    (wide-in drafting, τ1): the `wino` preset. Unlike the paper, at most commits − 1 are reopened per step,
-    which guarantees progress."""
+    """WINO narrow-out (arXiv 2507.18578): drafted tokens of the current block that a leave-one-out
+    re-prediction (WINO's shadow block, in the same forward) no longer supports above
+    `remask_threshold` (τ2, 0.9) go back to [MASK]. Pair it with a low commit threshold (wide-in drafting, τ1).
+    Unlike the paper, a position is reopened at most once, which guarantees the decode ends."""
 
 
 @REMASK.register("edit")

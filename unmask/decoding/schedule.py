@@ -14,8 +14,9 @@ class Schedule(ABC):
     """Divides the generation region into windows that are decoded one after another, per row."""
 
     @abstractmethod
-    def current(self, state: DecodeState) -> tuple[Tensor, Tensor]:
-        """Each row's current window: (index (B,) long, positions (B, G) bool)."""
+    def current(self, state: DecodeState, unsettled: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Each row's current window: (index (B,) long, positions (B, G) bool). `unsettled` (B, G) bool: the
+        positions still open (default: the masked ones; a verifying remask rule adds its unverified drafts)."""
 
 
 SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
@@ -32,10 +33,11 @@ class BlockSchedule(Schedule):
     def __init__(self, block_length: int) -> None:
         self.block_length = block_length
 
-    def current(self, state: DecodeState) -> tuple[Tensor, Tensor]:
+    def current(self, state: DecodeState, unsettled: Tensor | None = None) -> tuple[Tensor, Tensor]:
         G = state.gen_length
         idx = torch.arange(G, device=state.tokens.device)
-        first_masked = torch.where(state.is_masked, idx, G).min(-1).values          # (B,)
+        open_ = state.is_masked if unsettled is None else unsettled
+        first_masked = torch.where(open_, idx, G).min(-1).values                     # (B,)
         index = first_masked.clamp(max=G - 1) // self.block_length                   # (B,)
         return index, (idx // self.block_length)[None, :] == index[:, None]
 

@@ -18,6 +18,7 @@ class DecodeState:
 
     tokens: (B, G) long, `mask_id` where still masked.     is_masked: (B, G) bool.
     committed_at: (B, G) long, the row's step that committed each position, -1 while masked.
+    reopened: (B, G) long, how many times a remask rule reopened each position.
     window_index: (B,) long, the schedule's current window (block) per row.
     window_step: (B,) long, steps taken since the row's window last changed.
     window_size: (B,) long, masked positions the window held when it opened.
@@ -28,6 +29,7 @@ class DecodeState:
     tokens: Tensor
     is_masked: Tensor
     committed_at: Tensor
+    reopened: Tensor
     window_index: Tensor
     window_step: Tensor
     window_size: Tensor
@@ -38,7 +40,7 @@ class DecodeState:
     eos_ids: tuple[int, ...]
     row_steps: list[int] = field(default_factory=list)   # host copy of row_step
 
-    ROW_FIELDS = ("tokens", "is_masked", "committed_at", "window_index", "window_step", "window_size", "row_step",
+    ROW_FIELDS = ("tokens", "is_masked", "committed_at", "reopened", "window_index", "window_step", "window_size", "row_step",
                   "nfe", "finished")
 
     @classmethod
@@ -49,6 +51,7 @@ class DecodeState:
             tokens=torch.full((batch, gen_length), mask_id, dtype=torch.long, device=device),
             is_masked=torch.ones(batch, gen_length, dtype=torch.bool, device=device),
             committed_at=torch.full((batch, gen_length), -1, dtype=torch.long, device=device),
+            reopened=torch.zeros(batch, gen_length, dtype=torch.long, device=device),
             window_index=zeros.clone(), window_step=zeros.clone(), window_size=zeros.clone(),
             row_step=zeros.clone(), nfe=zeros.clone(),
             finished=torch.zeros(batch, dtype=torch.bool, device=device), mask_id=mask_id, eos_ids=eos_ids,
@@ -104,6 +107,7 @@ class DecodeState:
             self.tokens = torch.where(reopen, torch.full_like(self.tokens, self.mask_id), self.tokens)
             self.is_masked = self.is_masked | reopen
             self.committed_at = torch.where(reopen, -1, self.committed_at)
+            self.reopened = self.reopened + reopen.long()
         self.nfe = self.nfe + active.long()
         self.window_step = self.window_step + active.long()
         self.row_step = self.row_step + 1
@@ -123,14 +127,15 @@ class DecodeState:
         idx = torch.arange(self.gen_length, device=self.tokens.device)
         return torch.where(self.is_masked, idx, self.gen_length).min(-1).values
 
-    def update_finished(self, limit: Tensor | None = None) -> None:
-        """A row is finished when no mask remains before `limit` (B,) (its first EOS, or the end of the block
-        holding it under a remask rule; None: anywhere). Tokens before the limit are then final, so stopping
-        early changes none of them."""
+    def update_finished(self, limit: Tensor | None = None, unsettled: Tensor | None = None) -> None:
+        """A row is finished when no unsettled position (a mask; with a verifying remask rule also a draft not
+        yet verified) remains before `limit` (B,) (its first EOS, or the end of the block holding it under a
+        remask rule; None: anywhere). Tokens before the limit are then final: stopping early changes none."""
         if limit is None:
             limit = torch.full_like(self.nfe, self.gen_length)
+        pending = self.is_masked if unsettled is None else unsettled
         idx = torch.arange(self.gen_length, device=self.tokens.device)
-        self.finished = self.finished | ~(self.is_masked & (idx < limit[:, None])).any(-1)
+        self.finished = self.finished | ~(pending & (idx < limit[:, None])).any(-1)
 
 
 __all__ = ["DecodeState", "fields"]

@@ -15,6 +15,7 @@ from unmask.cache import CACHES, Cache
 from unmask.config import DecodeConfig
 from unmask.decoding import (COMMIT, REMASK, SCHEDULES, SCORES, CommitPolicy, RemaskPolicy, Schedule, Score,
                              TokenSampler, canonical_alg)
+from unmask.decoding.guidance import ClassifierFreeGuidance, Guidance
 from unmask.models.spec import DiffusionSpec
 
 
@@ -28,6 +29,7 @@ class DecodeParts:
     cache: Cache
     generators: list[torch.Generator]
     stop_at_eos: bool
+    guidance: Guidance | None = None
 
 
 def construct(cls: type, cfg: DecodeConfig, **context: Any) -> Any:
@@ -51,8 +53,9 @@ def build_parts(cfg: DecodeConfig, spec: DiffusionSpec, generators: list[torch.G
     return DecodeParts(
         schedule=construct(SCHEDULES.get(cfg.schedule), cfg, **context),
         score=construct(SCORES.get(canonical_alg(cfg.alg)), cfg, **context),
-        sampler=TokenSampler(cfg.temperature, cfg.top_p, cfg.top_k, banned=(spec.mask_id,)),
+        sampler=TokenSampler.from_config(cfg, spec),
         commit=construct(COMMIT.get(cfg.commit), cfg, **context),
         remask=construct(REMASK.get(cfg.remask), cfg, **context),
         cache=construct(CACHES.get(cfg.cache), cfg, **context),
-        generators=generators, stop_at_eos=cfg.stop_at_eos)
+        generators=generators, stop_at_eos=cfg.stop_at_eos,
+        guidance=ClassifierFreeGuidance(cfg.cfg_scale, spec.mask_id) if cfg.cfg_scale > 0 else None)

@@ -204,7 +204,7 @@ class Engine:
 
     def aborted(self, req: RequestState) -> StepOutput:
         completion = Completion("", [], 0, FinishReason.ABORT.value, time.perf_counter() - req.arrived,
-                                computed=req.computed,
+                                computed=req.computed, model_rows=req.model_rows,
                                 cache_bytes=req.cache_bytes, seed=req.seed, prompt_tokens=req.prompt_length)
         return StepOutput(req.request_id, finished=True, completion=completion)
 

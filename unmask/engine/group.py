@@ -143,7 +143,8 @@ class Group:
         n_layers = len(self.model.layers)
         q = self.canvas.key_mask.shape[1] if plan.compute is None else plan.compute.shape[1]
         cost = plan.row_cost if plan.row_cost is not None else torch.full((B,), q * n_layers, device=self.device)
-        self.last_step_cost = plan.step_cost if plan.step_cost is not None else q * n_layers
+        cost = cost * plan.row_passes
+        self.last_step_cost = (plan.step_cost if plan.step_cost is not None else q * n_layers) * plan.row_passes
         request = cache.host_request(state)
         packed = [state.finished.long(), self.parts.remask.final_length(state), state.first_eos(), broken.long(),
                   cost.long(), state.tokens.flatten()]
@@ -156,6 +157,7 @@ class Group:
         outputs, keep = [], []
         for r, req in enumerate(self.rows):
             req.computed += cost_h[r]
+            req.model_rows += plan.row_passes
             req.cache_bytes = max(req.cache_bytes, share)
             out = self.row_output(req, tokens[r], min(final[r], eos[r]), state.row_steps[r])
             if bad[r]:
@@ -189,6 +191,6 @@ class Group:
             req.sent = len(answer)
         out.finished, out.error = True, error
         out.completion = Completion("", answer, nfe, reason.value, time.perf_counter() - req.arrived,
-                                    computed=req.computed,
+                                    computed=req.computed, model_rows=req.model_rows,
                                     cache_bytes=req.cache_bytes, seed=req.seed, prompt_tokens=req.prompt_length,
                                     error=error)

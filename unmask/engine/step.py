@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from unmask.cache import Canvas, Plan
 from unmask.cache.base import gather_rows
+from unmask.cache.kv_store import MaskView
 from unmask.decoding import DecodeState
 from unmask.decoding.remask import StepView, probabilities
 from unmask.engine.build import DecodeParts
@@ -29,26 +30,75 @@ def to_region(values: Tensor, plan: Plan, fill: Tensor) -> Tensor:
 
 def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: DecodeParts) -> tuple[Plan, Tensor]:
     """Advance every row of `state` by one step. Returns the plan and (B,) bool: rows whose logits were not finite."""
-    window_index, window = parts.schedule.current(state)                           # (B,), (B, G) bool
+    unsettled = parts.remask.unsettled(state)                                      # (B, G) bool
+    window_index, window = parts.schedule.current(state, unsettled)                # (B,), (B, G) bool
     state.open_windows(window_index, window)
     plan = parts.cache.plan(canvas, state, window)
-    logits = forward(model, canvas, state, plan)                                   # (B, N, V): one NFE
+    logits, shadow = run_forward(model, canvas, state, window, plan, parts)        # (B, N, V): one NFE
     broken = ~torch.isfinite(logits).flatten(1).all(-1)                            # (B,)
     proposed_n = parts.sampler(logits, parts.generators)                           # (B, N)
     scores_n = parts.score(logits, proposed_n, parts.generators)                   # (B, N)
-    view = step_view(logits, proposed_n, scores_n, plan, state, window, parts.remask.needs_probs)
+    view = step_view(logits, proposed_n, scores_n, plan, state, window, parts.remask.needs_probs, shadow)
     candidates = window & state.is_masked & view.predicted & ~state.finished[:, None]
     commit = parts.commit.select(view.scores, candidates, state)
     changes = parts.remask.select(view, commit, state)
     state.apply(commit, view.proposed, changes.reopen, changes.edit)
     parts.cache.update(plan, state, view.scores)
-    state.update_finished(parts.remask.stop_limit(state) if parts.stop_at_eos else None)
+    state.update_finished(parts.remask.stop_limit(state) if parts.stop_at_eos else None, parts.remask.unsettled(state))
     return plan, broken
 
 
+def run_forward(model: nn.Module, canvas: Canvas, state: DecodeState, window: Tensor, plan: Plan,
+                parts: DecodeParts) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+    """The step's one forward: the logits to decode from, and for a verifying remask rule its leave-one-out
+    predictions of the current window's tokens ((B, W) positions, (B, W, V) logits), else None.
+    With guidance every row also runs as an extra copy in the same batched forward (`plan.row_passes`)."""
+    if parts.remask.shadow:
+        return shadow_forward(model, canvas, state, window, plan, min(parts.remask.block_length, state.gen_length))
+    if parts.guidance is None:
+        return forward(model, canvas, state, plan), None
+    prompt, tokens = parts.guidance.variant(canvas.prompt, canvas.key_mask[:, :canvas.prompt_length], state.tokens)
+    both = Canvas(torch.cat([canvas.prompt, prompt]), canvas.key_mask.repeat(2, 1), canvas.positions.repeat(2, 1),
+                  canvas.logit_shift)
+    both_state = DecodeState.cat(state, state)
+    both_state.tokens = torch.cat([state.tokens, tokens])
+    plan.row_passes = 2
+    main, extra = forward(model, both, both_state, parts.cache.plan(both, both_state, window.repeat(2, 1))).chunk(2)
+    return parts.guidance.combine(main, extra), None
+
+
+def shadow_forward(model: nn.Module, canvas: Canvas, state: DecodeState, window: Tensor, plan: Plan, W: int
+                   ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """WINO's shadow block, in the same forward: W extra queries per row, one per position p of the current
+    window, each attending to every key of its row except token p itself, so its logits re-predict p from
+    everything else (leave-one-out). Unshifted models: the query is a [MASK] at p's position; shifted
+    models (Dream): a copy of the token before p, whose logits predict p. The real positions never see
+    the shadow queries, so the decoding logits are unchanged."""
+    B, L, P, shift = canvas.key_mask.shape[0], canvas.key_mask.shape[1], canvas.prompt_length, canvas.logit_shift
+    order = torch.where(window, torch.arange(window.shape[1], device=window.device), window.shape[1])
+    where = order.sort(-1).values[:, :W].clamp(max=state.gen_length - 1)        # (B, W) window positions
+    target = P + where                                                          # canvas index of each token
+    source = target - shift                                                     # the query that predicts it
+    ids = canvas.ids(state)
+    shadow_ids = torch.full_like(source, state.mask_id) if shift == 0 else ids.gather(1, source)
+    base = plan.view.mask if isinstance(plan.view, MaskView) else canvas.key_mask[:, None, None, :]
+    base = base.expand(B, 1, L, L)
+    keys = torch.arange(L, device=ids.device)
+    see = base.gather(2, source[:, None, :, None].expand(B, 1, W, L)) & (keys != target[:, :, None])[:, None]
+    mask = torch.cat([torch.cat([base, base.new_zeros(B, 1, L, W)], -1),
+                      torch.cat([see, torch.eye(W, dtype=torch.bool, device=ids.device).expand(B, 1, W, W)], -1)], 2)
+    logits_at = torch.cat([plan.logits_at, L + torch.arange(W, device=ids.device).expand(B, W)], 1)
+    out = model(torch.cat([ids, shadow_ids], 1), torch.cat([canvas.positions, canvas.positions.gather(1, source)], 1),
+                MaskView(mask), logits_at)
+    n_layers = len(model.layers)
+    plan.row_cost = torch.full((B,), (L + W) * n_layers, device=ids.device)
+    return out[:, :plan.logits_at.shape[1]], (where, out[:, plan.logits_at.shape[1]:])
+
+
 def step_view(logits: Tensor, proposed_n: Tensor, scores_n: Tensor, plan: Plan, state: DecodeState, window: Tensor,
-              needs_probs: bool) -> StepView:
-    """The forward's per-prediction values scattered onto the (B, G) generated region."""
+              needs_probs: bool, shadow: tuple[Tensor, Tensor] | None = None) -> StepView:
+    """The forward's per-prediction values scattered onto the (B, G) generated region. With a shadow block the
+    current tokens' probabilities are its leave-one-out predictions (only there: elsewhere 0)."""
     neg_inf = torch.full(state.tokens.shape, float("-inf"), dtype=scores_n.dtype, device=scores_n.device)
     view = StepView(proposed=to_region(proposed_n, plan, state.tokens), scores=to_region(scores_n, plan, neg_inf),
                     predicted=to_region(torch.ones_like(proposed_n, dtype=torch.bool), plan, torch.zeros_like(window)),
@@ -58,4 +108,8 @@ def step_view(logits: Tensor, proposed_n: Tensor, scores_n: Tensor, plan: Plan, 
         proposed_p, current_p = probabilities(logits, proposed_n, current_n)
         zero = torch.zeros(state.tokens.shape, dtype=torch.float32, device=state.tokens.device)
         view.proposed_prob, view.current_prob = to_region(proposed_p, plan, zero), to_region(current_p, plan, zero)
+        if shadow is not None:
+            where, shadow_logits = shadow
+            _, held_p = probabilities(shadow_logits, state.tokens.gather(1, where), state.tokens.gather(1, where))
+            view.current_prob = zero.scatter(1, where, held_p)
     return view
