@@ -83,4 +83,15 @@ PRESETS: dict[str, Preset] = {
         {"gen_length": 128, "steps": 32, "block_length": 32, "commit": "cosine", "alg": "confidence"},
         "arXiv 2202.04200 (MaskGIT)",
         "cosine quota: step i of S leaves floor(n·cos(π/2·(i+1)/S)) masked; 8 steps per 32-token block"),
+    "wino": Preset(
+        {"gen_length": 256, "block_length": 32, "commit": "threshold", "threshold": 0.7, "alg": "confidence",
+         "remask": "wino", "remask_threshold": 0.9, "cache": "none"},
+        "arXiv 2507.18578 (WINO)",
+        "wide-in drafting at threshold 0.7, narrow-out: reopen drafts whose leave-one-out probability < 0.9 "
+        "(shadow block), block 32"),
+    "llada2-edit": Preset(
+        {"gen_length": 256, "block_length": 32, "commit": "threshold", "threshold": 0.7, "alg": "confidence",
+         "remask": "edit", "edit_threshold": 0.9},
+        "arXiv 2602.08676 (LLaDA2.1), SGLang JointThreshold",
+        "mask→token at threshold 0.7, token→token edits of the current block above 0.9 (for models trained to edit)"),
 }
