@@ -55,6 +55,14 @@ class DecodeConfig:
                                      "(None: no cap beyond keeping one net commit per step)")
     edit_threshold: float = knob(0.9, "edit (LLaDA2.1 token editing): replace a committed token of the current block "
                                  "by the model's argmax when that argmax differs and its probability is above this")
+    remdm_schedule: str = knob("cap", "remask remdm (ReMDM): σ_t schedule cap | rescale | conf | loop; cap σ = min(eta, "
+                               "σ_max), rescale σ = eta·σ_max, conf σ_i = σ_max·softmax(−p_i), loop: remask at "
+                               "constant α = alpha_on while t in (t_off, t_on]")
+    eta: float = knob(0.02, "remask remdm (ReMDM): remasking strength η in [0, 1] (scripts: cap 0.008, rescale 0.015, "
+                      "loop 0.02; conf ignores it)")
+    t_on: float = knob(0.55, "remask remdm, schedule loop: the loop starts when t falls to t_on (α has reached alpha_on)")
+    t_off: float = knob(0.05, "remask remdm, schedule loop: the loop ends at t_off (MDLM from alpha_on to 1 after)")
+    alpha_on: float = knob(0.9, "remask remdm, schedule loop: the decoded fraction α held during the loop")
     cache: str = knob("none", "cache: none | prefix | dual | delayed | vicinity | feature | d2 | elastic")
     # caches: prefix / dual / delayed / vicinity
     cache_update_freq: int | None = knob(None, "prefix/dual/vicinity: also refresh every row's K/V every this many "

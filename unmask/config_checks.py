@@ -30,6 +30,9 @@ TYPES.update({"cache_update_freq": (int, type(None)), "cache_reloading_step": in
 TYPES.update({"prompt_interval": int, "response_interval": int, "rho": (float, int), "refresh_first_layer": bool,
               "d2_current_k": int, "d2_sigma": (float, int), "rollout_p": (float, int), "inflate_w": int,
               "elastic_window": int, "gamma": (float, int), "track_num": int})
+# remask remdm (ReMDM)
+TYPES.update({"remdm_schedule": str, "eta": (float, int), "t_on": (float, int), "t_off": (float, int),
+              "alpha_on": (float, int)})
 MAX_TEMPERATURE = 100.0  # softmax(logits / T) is already uniform to float precision long before this
 MAX_INT = 2**31 - 1  # no size or count knob is meaningful beyond this (tensors are indexed with int32 here and there)
 MAX_SEED = 2**63  # torch.Generator.manual_seed takes a signed 64-bit seed
@@ -40,7 +43,9 @@ FLOAT_RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     "eps": (0.0, False, 1.0, False), "cfg_scale": (0.0, True, None, False), "rho": (0.0, True, 1.0, True),
     "rollout_p": (0.0, True, 1.0, True), "gamma": (0.0, True, 1.0, True), "d2_sigma": (0.0, True, None, False),
     "remask_threshold": (0.0, False, 1.0, True), "edit_threshold": (0.0, False, 1.0, True),
-    "eb_gamma": (0.0, True, None, False), "low_threshold": (0.0, True, None, False)}
+    "eb_gamma": (0.0, True, None, False), "low_threshold": (0.0, True, None, False),
+    "eta": (0.0, True, 1.0, True), "t_on": (0.0, False, 1.0, False), "t_off": (0.0, True, 1.0, False),
+    "alpha_on": (0.0, False, 1.0, False)}
 POSITIVE_INTS = ("gen_length", "steps", "block_length", "top_k", "remask_budget", "cache_update_freq", "cache_reloading_step",
                  "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num", "dus_base")
 NON_NEGATIVE_INTS = ("vicinity_size", "vicinity_warmup_steps", "inflate_w")
@@ -114,6 +119,11 @@ def _check_ranges(cfg: "DecodeConfig") -> None:
 def _check_combinations(cfg: "DecodeConfig") -> None:
     if cfg.gen_length % cfg.window_length:
         raise ConfigError(f"gen_length ({cfg.gen_length}) must be a multiple of block_length ({cfg.window_length})")
+    if cfg.remdm_schedule not in ("cap", "rescale", "conf", "loop"):
+        raise ConfigError(f"unknown remdm_schedule {short(cfg.remdm_schedule)}; choose one of: cap, rescale, conf, loop")
+    if cfg.t_off >= cfg.t_on:
+        raise ConfigError(f"t_off ({cfg.t_off}) must be below t_on ({cfg.t_on}): ReMDM's loop runs for t in "
+                          f"(t_off, t_on]")
     if cfg.alg_temp and cfg.commit != "dream":
         raise ConfigError(f"alg_temp samples positions under Dream's quota rule; set commit='dream' "
                           f"(got {cfg.commit!r}) or alg_temp=None")

@@ -94,4 +94,31 @@ PRESETS: dict[str, Preset] = {
          "remask": "edit", "edit_threshold": 0.9},
         "arXiv 2602.08676 (LLaDA2.1), SGLang JointThreshold",
         "mask→token at threshold 0.7, token→token edits of the current block above 0.9 (for models trained to edit)"),
+    "mdlm": Preset(
+        {"gen_length": 128, "steps": 128, "schedule": "full", "commit": "remdm", "remask": "none",
+         "alg": "confidence", "temperature": 1.0},
+        "arXiv 2406.07524 (MDLM), kuleshov-group/mdlm",
+        "MDLM ancestral sampler: each mask decodes with probability (α_s − α_t)/(1 − α_t) on the log-linear "
+        "schedule, tokens sampled (Gumbel fp64), decoded tokens final; whole sequence"),
+    "remdm-cap": Preset(
+        {"gen_length": 128, "steps": 128, "schedule": "full", "commit": "remdm", "remask": "remdm",
+         "remdm_schedule": "cap", "eta": 0.008, "alg": "confidence", "temperature": 1.0},
+        "arXiv 2503.00307 (ReMDM), kuleshov-group/remdm",
+        "ReMDM-cap: decoded tokens reopen with σ_t = min(η, σ_max), η = 0.008 (script default); whole sequence"),
+    "remdm-rescale": Preset(
+        {"gen_length": 128, "steps": 128, "schedule": "full", "commit": "remdm", "remask": "remdm",
+         "remdm_schedule": "rescale", "eta": 0.015, "alg": "confidence", "temperature": 1.0},
+        "arXiv 2503.00307 (ReMDM), kuleshov-group/remdm",
+        "ReMDM-rescale: σ_t = η·σ_max, η = 0.015 (script default); whole sequence"),
+    "remdm-conf": Preset(
+        {"gen_length": 128, "steps": 128, "schedule": "full", "commit": "remdm", "remask": "remdm",
+         "remdm_schedule": "conf", "alg": "confidence", "temperature": 1.0},
+        "arXiv 2503.00307 (ReMDM), kuleshov-group/remdm",
+        "ReMDM-conf: σ_i = σ_max·softmax(−p_i) over decoded tokens (least likely reopen first); whole sequence"),
+    "remdm-loop": Preset(
+        {"gen_length": 128, "steps": 128, "schedule": "full", "commit": "remdm", "remask": "remdm",
+         "remdm_schedule": "loop", "eta": 0.02, "t_on": 0.55, "t_off": 0.05, "alpha_on": 0.9, "alg": "confidence",
+         "temperature": 1.0},
+        "arXiv 2503.00307 (ReMDM), kuleshov-group/remdm",
+        "ReMDM-loop: MDLM to α = 0.9 by t = 0.55, then remask σ = 0.02 at constant α until t = 0.05, then MDLM"),
 }

@@ -2,6 +2,7 @@
 from unmask.decoding.commit import COMMIT, CommitPolicy
 from unmask.decoding import commit_adaptive  # noqa: F401  (registers eb, hierarchy, dimple, dus, cosine)
 from unmask.decoding.remask import REMASK, RemaskPolicy
+from unmask.decoding import remdm  # noqa: F401  (registers commit and remask 'remdm': MDLM / ReMDM)
 from unmask.decoding.schedule import SCHEDULES, Schedule
 from unmask.decoding.scores import ALG_ALIASES, SCORES, Score
 from unmask.decoding.state import DecodeState
