@@ -24,7 +24,8 @@ CACHE_KNOBS = {"vicinity": {"vicinity_size": 2, "vicinity_warmup_steps": 2}, "de
                "elastic": {"elastic_window": 4, "gamma": 0.9}}
 COMMIT_KNOBS = {"linear": {"steps": 16}, "eb": {"alg": "entropy", "eb_gamma": 0.5},
                 "hierarchy": {"threshold": 0.7, "low_threshold": 0.2}, "dimple": {"steps": 16, "threshold": 0.5},
-                "dus": {}, "cosine": {"steps": 8}, "dream": {"steps": 8, "alg": "entropy"}, "threshold": {"threshold": 0.3},
+                "dus": {}, "cosine": {"steps": 8},
+                "klass": {"steps": 16, "threshold": 0.1, "kl_threshold": 5.0, "kl_history": 1}, "dream": {"steps": 8, "alg": "entropy"}, "threshold": {"threshold": 0.3},
                 "factor": {}, "entropy-threshold": {"alg": "entropy", "threshold": 1.0}}
 
 

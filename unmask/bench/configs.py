@@ -32,7 +32,7 @@ from unmask.settings import parse_assignments, parse_field, split_assignment  # 
 DEFAULT_BLOCK_LENGTH = 16
 FIXED_KS = (2, 4, 8, 16)
 THRESHOLDS = (0.9, 0.7, 0.5)
-QUOTA_RULES = ("linear", "dream", "dimple")
+QUOTA_RULES = ("linear", "dream", "dimple", "klass")
 BASELINE = "llada"
 
 Config = tuple[str, DecodeConfig]  # (label, config)

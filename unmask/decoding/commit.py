@@ -22,13 +22,16 @@ class CommitPolicy(ABC):
     # True for a rule that reproduces a reference which spends some forwards committing nothing (Dream's floored
     # quota); such a rule must still empty every window within its step budget.
     may_commit_nothing: bool = False
+    # True for a rule that reads the step's logits: `select` then gets `view` (a StepView with `logits` (B, N, V)
+    # at `predicts` (B, N) positions of the generated region).
+    needs_view: bool = False
 
     @classmethod
     def check_config(cls, cfg) -> None:
         """Raise ConfigError when `cfg` (a DecodeConfig) cannot work with this rule, naming why."""
 
     @abstractmethod
-    def select(self, scores: Tensor, candidates: Tensor, state: DecodeState) -> Tensor:
+    def select(self, scores: Tensor, candidates: Tensor, state: DecodeState, view=None) -> Tensor:
         """scores: (B, G) float (any value outside candidates); candidates: (B, G) bool → (B, G) bool."""
 
 

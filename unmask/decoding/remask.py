@@ -35,6 +35,8 @@ class StepView:
     window: Tensor                   # bool: the row's current window
     proposed_prob: Tensor | None = None   # float: probability of `proposed` (rules with needs_probs)
     current_prob: Tensor | None = None    # float: probability of the token the canvas holds (needs_probs)
+    logits: Tensor | None = None          # (B, N, V): the decoding logits, at `predicts` (commit rules with needs_view)
+    predicts: Tensor | None = None        # (B, N) long: the generated positions those logits predict
 
 
 @dataclass

@@ -39,6 +39,8 @@ class DecodeState:
     mask_id: int
     eos_ids: tuple[int, ...]
     row_steps: list[int] = field(default_factory=list)   # host copy of row_step
+    memory: dict[str, Tensor] = field(default_factory=dict)   # per-row tensors (dim 0 = row) a rule keeps across
+    # steps (e.g. KLASS's previous distributions); moved with the rows, zero for rows that join later
 
     ROW_FIELDS = ("tokens", "is_masked", "committed_at", "reopened", "window_index", "window_step", "window_size", "row_step",
                   "nfe", "finished")
@@ -63,13 +65,20 @@ class DecodeState:
         index = torch.tensor(rows, dtype=torch.long, device=self.tokens.device)
         values = {name: getattr(self, name).index_select(0, index) for name in self.ROW_FIELDS}
         return DecodeState(**values, mask_id=self.mask_id, eos_ids=self.eos_ids,
-                           row_steps=[self.row_steps[r] for r in rows])
+                           row_steps=[self.row_steps[r] for r in rows],
+                           memory={k: v.index_select(0, index) for k, v in self.memory.items()})
 
     @staticmethod
     def cat(a: "DecodeState", b: "DecodeState") -> "DecodeState":
         """a's rows followed by b's (same gen_length)."""
         values = {name: torch.cat([getattr(a, name), getattr(b, name)]) for name in DecodeState.ROW_FIELDS}
-        return DecodeState(**values, mask_id=a.mask_id, eos_ids=a.eos_ids, row_steps=a.row_steps + b.row_steps)
+        memory = {}
+        for key in a.memory.keys() | b.memory.keys():
+            like = a.memory.get(key, b.memory.get(key))
+            parts = [s.memory.get(key, like.new_zeros((s.batch, *like.shape[1:]))) for s in (a, b)]
+            memory[key] = torch.cat(parts)
+        return DecodeState(**values, mask_id=a.mask_id, eos_ids=a.eos_ids, row_steps=a.row_steps + b.row_steps,
+                           memory=memory)
 
     @property
     def batch(self) -> int:

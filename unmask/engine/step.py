@@ -40,7 +40,11 @@ def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: De
     scores_n = parts.score(logits, proposed_n, parts.generators)                   # (B, N)
     view = step_view(logits, proposed_n, scores_n, plan, state, window, parts.remask.needs_probs, shadow)
     candidates = window & state.is_masked & view.predicted & ~state.finished[:, None]
-    commit = parts.commit.select(view.scores, candidates, state)
+    if parts.commit.needs_view:
+        view.logits, view.predicts = logits, plan.predicts
+        commit = parts.commit.select(view.scores, candidates, state, view)
+    else:
+        commit = parts.commit.select(view.scores, candidates, state)
     changes = parts.remask.select(view, commit, state)
     state.apply(commit, view.proposed, changes.reopen, changes.edit)
     parts.cache.update(plan, state, view.scores)
