@@ -29,13 +29,21 @@ class DecodeConfig:
                     "maskgit_plus, topk_margin)")
     alg_temp: float | None = knob(None, "Dream: sample positions from softmax(score / alg_temp) when > 0")
     commit: str = knob("linear", "commit rule: linear | dream | threshold | factor | entropy-threshold | eb | "
-                       "hierarchy | dimple | dus | cosine")
+                       "hierarchy | dimple | dus | cosine | klass | remdm")
     threshold: float = knob(0.9, "threshold / hierarchy rule: commit scores ≥ threshold; dimple: scores > threshold; "
                             "entropy-threshold: entropy < threshold")
     eb_gamma: float = knob(0.15, "eb (EB-Sampler): accept the lowest-entropy candidates while Σ entropy − max entropy "
                            "≤ eb_gamma nats (SGLang's default 0.15)")
     low_threshold: float = knob(0.4, "hierarchy (dInfer): each contiguous run of masked positions commits its best "
                                 "token when its score > low_threshold")
+    kl_threshold: float = knob(0.01, "klass (KLASS): a token is stable when its last kl_history KL(p_t ‖ p_t-1) are all "
+                               "below this (reference: 0.01 LLaDA GSM8K, 0.001 code)")
+    kl_history: int = knob(2, "klass (KLASS): how many consecutive step-to-step KLs must stay below kl_threshold")
+    logits_fusion: str = knob("none", "logits fusion before proposing and scoring: none | credit (dInfer credit "
+                              "decoding: logits + credit_alpha·log(1 + credit))")
+    credit_alpha: float = knob(0.7, "credit (dInfer): weight α of log(1 + credit) added to the logits")
+    credit_gamma: float = knob(0.2, "credit (dInfer): a masked position's top-1 token gains (top-1 probability)^γ")
+    credit_beta: float = knob(0.8, "credit (dInfer): credit decays by β each step after a block's first")
     dus_base: int = knob(2, "dus (dilated unmasking): stride divisor; a block of L commits every (L/base)-th "
                          "position, then every (L/base²)-th, … (≈ log_base L steps per block)")
     factor: float = knob(1.0, "factor rule (Fast-dLLM): accept rank r while (r+1)(1-c_r) ≤ factor")

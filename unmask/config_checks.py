@@ -21,6 +21,8 @@ TYPES = {"gen_length": int, "steps": (int, type(None)), "block_length": (int, ty
          "remask_threshold": (float, int), "remask_budget": (int, type(None)), "edit_threshold": (float, int),
          "confidence_fp64": bool, "stop_at_eos": bool, "seed": (int, type(None))}
 # commit rules: eb / hierarchy / dus; LLaDA's EOS options
+TYPES.update({"kl_threshold": (float, int), "kl_history": int, "logits_fusion": str, "credit_alpha": (float, int),
+              "credit_gamma": (float, int), "credit_beta": (float, int)})
 TYPES.update({"eb_gamma": (float, int), "low_threshold": (float, int), "dus_base": int, "logits_eos_inf": bool,
               "confidence_eos_eot_inf": bool})
 # caches: prefix / dual / delayed / vicinity
@@ -43,11 +45,13 @@ FLOAT_RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     "eps": (0.0, False, 1.0, False), "cfg_scale": (0.0, True, None, False), "rho": (0.0, True, 1.0, True),
     "rollout_p": (0.0, True, 1.0, True), "gamma": (0.0, True, 1.0, True), "d2_sigma": (0.0, True, None, False),
     "remask_threshold": (0.0, False, 1.0, True), "edit_threshold": (0.0, False, 1.0, True),
+    "kl_threshold": (0.0, False, None, False), "credit_alpha": (0.0, True, None, False),
+    "credit_gamma": (0.0, True, None, False), "credit_beta": (0.0, True, 1.0, True),
     "eb_gamma": (0.0, True, None, False), "low_threshold": (0.0, True, None, False),
     "eta": (0.0, True, 1.0, True), "t_on": (0.0, False, 1.0, False), "t_off": (0.0, True, 1.0, False),
     "alpha_on": (0.0, False, 1.0, False)}
 POSITIVE_INTS = ("gen_length", "steps", "block_length", "top_k", "remask_budget", "cache_update_freq", "cache_reloading_step",
-                 "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num", "dus_base")
+                 "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num", "dus_base", "kl_history")
 NON_NEGATIVE_INTS = ("vicinity_size", "vicinity_warmup_steps", "inflate_w")
 
 
@@ -133,6 +137,9 @@ def _check_methods(cfg: "DecodeConfig") -> None:
     """Each chosen method's own constraints, declared beside its class (`check_config` classmethods)."""
     from unmask.cache import CACHES
     from unmask.decoding import COMMIT, REMASK
+    from unmask.decoding.fusion import FUSION
+
+    FUSION.get(cfg.logits_fusion)
 
     COMMIT.get(cfg.commit).check_config(cfg)
     REMASK.get(cfg.remask).check_config(cfg)

@@ -121,4 +121,14 @@ PRESETS: dict[str, Preset] = {
          "temperature": 1.0},
         "arXiv 2503.00307 (ReMDM), kuleshov-group/remdm",
         "ReMDM-loop: MDLM to α = 0.9 by t = 0.55, then remask σ = 0.02 at constant α until t = 0.05, then MDLM"),
+    "klass": Preset(
+        {"gen_length": 256, "steps": 256, "block_length": 64, "commit": "klass", "threshold": 0.6,
+         "kl_threshold": 0.015, "kl_history": 2, "alg": "confidence", "confidence_fp64": True},
+        "arXiv 2511.05664 (KLASS), scripts/llada_gsm8k.sh",
+        "commit tokens with confidence > 0.6 whose last 2 step-to-step KLs are < 0.015; else LLaDA's quota"),
+    "dinfer-credit": Preset(
+        {"gen_length": 256, "block_length": 32, "commit": "threshold", "threshold": 0.9, "alg": "confidence",
+         "logits_fusion": "credit", "credit_alpha": 0.7, "credit_gamma": 0.2, "credit_beta": 0.8},
+        "arXiv 2510.08666 (dInfer), CreditThresholdParallelDecoder",
+        "threshold 0.9 on logits fused with a decaying credit for tokens that stay on top, block 32"),
 }

@@ -41,6 +41,8 @@ def configs() -> list[tuple[str, DecodeConfig]]:
                                                       remask_threshold=1.0)))
     out.append(("remask=wino", DecodeConfig(**BASE, commit="threshold", threshold=0.3, remask="wino")))
     out.append(("cfg", DecodeConfig(**BASE, steps=16, cfg_scale=1.5)))
+    out.append(("credit+dual", DecodeConfig(**BASE, commit="threshold", threshold=0.3, logits_fusion="credit",
+                                            cache="dual")))
     out.append(("remask=edit+dual", DecodeConfig(**BASE, steps=8, remask="edit", edit_threshold=0.05, cache="dual")))
     return out
 

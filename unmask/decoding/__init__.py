@@ -1,6 +1,7 @@
 """The sampler design space: schedules, scores, token samplers, commit and remask rules (no model, no cache)."""
 from unmask.decoding.commit import COMMIT, CommitPolicy
 from unmask.decoding import commit_adaptive  # noqa: F401  (registers eb, hierarchy, dimple, dus, cosine)
+from unmask.decoding import commit_klass  # noqa: F401  (registers klass)
 from unmask.decoding.remask import REMASK, RemaskPolicy
 from unmask.decoding import remdm  # noqa: F401  (registers commit and remask 'remdm': MDLM / ReMDM)
 from unmask.decoding.schedule import SCHEDULES, Schedule

@@ -15,6 +15,7 @@ from unmask.cache import CACHES, Cache
 from unmask.config import DecodeConfig
 from unmask.decoding import (COMMIT, REMASK, SCHEDULES, SCORES, CommitPolicy, RemaskPolicy, Schedule, Score,
                              TokenSampler, canonical_alg)
+from unmask.decoding.fusion import FUSION, LogitsFusion, NoFusion
 from unmask.decoding.guidance import ClassifierFreeGuidance, Guidance
 from unmask.models.spec import DiffusionSpec
 
@@ -30,6 +31,7 @@ class DecodeParts:
     generators: list[torch.Generator]
     stop_at_eos: bool
     guidance: Guidance | None = None
+    fusion: LogitsFusion = NoFusion()
 
 
 def construct(cls: type, cfg: DecodeConfig, **context: Any) -> Any:
@@ -58,4 +60,5 @@ def build_parts(cfg: DecodeConfig, spec: DiffusionSpec, generators: list[torch.G
         remask=construct(REMASK.get(cfg.remask), cfg, **context),
         cache=construct(CACHES.get(cfg.cache), cfg, **context),
         generators=generators, stop_at_eos=cfg.stop_at_eos,
-        guidance=ClassifierFreeGuidance(cfg.cfg_scale, spec.mask_id) if cfg.cfg_scale > 0 else None)
+        guidance=ClassifierFreeGuidance(cfg.cfg_scale, spec.mask_id) if cfg.cfg_scale > 0 else None,
+        fusion=construct(FUSION.get(cfg.logits_fusion), cfg, **context))

@@ -35,6 +35,7 @@ def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: De
     state.open_windows(window_index, window)
     plan = parts.cache.plan(canvas, state, window)
     logits, shadow = run_forward(model, canvas, state, window, plan, parts)        # (B, N, V): one NFE
+    logits = parts.fusion(logits, plan.predicts, window, state)                    # e.g. dInfer's credit
     broken = ~torch.isfinite(logits).flatten(1).all(-1)                            # (B,)
     proposed_n = parts.sampler(logits, parts.generators)                           # (B, N)
     scores_n = parts.score(logits, proposed_n, parts.generators)                   # (B, N)
