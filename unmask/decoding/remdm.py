@@ -36,7 +36,7 @@ def remdm_rates(window_step: Tensor, steps: int, schedule: str | None, eta: floa
     `schedule` None: plain MDLM (σ = 0)."""
     i = window_step.to(torch.float64)
     last = window_step >= steps - 1
-    t, s = 1 - i / steps, 1 - (i + 1) / steps
+    t, s = (steps - i) / steps, (steps - i - 1) / steps   # exact at grid points (t = t_off included)
     alpha_t, alpha_s = 1 - t, 1 - s
     sigma = torch.zeros_like(t)
     if schedule == "loop":
@@ -46,7 +46,9 @@ def remdm_rates(window_step: Tensor, steps: int, schedule: str | None, eta: floa
         tail_t, tail_s = 1 - t * (1 - alpha_on) / off, 1 - s * (1 - alpha_on) / off
         on = torch.full_like(t, alpha_on)
         alpha_t = torch.where(before, ramp_t, torch.where(after, tail_t, on))
-        alpha_s = torch.where(before, ramp_s, torch.where(after, tail_s, on))
+        # the ramp ends at α_on (the reference extrapolates past it on the step that crosses t_on: with a coarse
+        # grid that step would decode everything before the loop starts)
+        alpha_s = torch.where(before, ramp_s.clamp(max=alpha_on), torch.where(after, tail_s, on))
         sigma = torch.where(before | after, sigma, torch.full_like(t, eta))
     elif schedule is not None:
         sigma_max = torch.where(alpha_t > 0, ((1 - alpha_s) / alpha_t.clamp(min=1e-12)).clamp(max=1), 1.0)
@@ -107,9 +109,8 @@ class RemdmRemask(RemaskPolicy):
     steps_per_window steps per window. A row stays on its window until those steps are spent (tokens can
     still be reopened while steps remain), as the reference runs all T steps.
 
-    `conf`: the reference scores a token by its probability when it was decoded; DecodeState does not keep
-    that, so here p_i is the probability of the decoded token under the current step's forward (the latest
-    evidence for it, `StepView.current_prob`)."""
+    `conf`: as the reference, p_i is the probability of token i when it was decoded (`StepView.proposed_prob`
+    at its commit), kept per row in `DecodeState.memory["remdm_conf"]`."""
 
     window_scoped = True
     shadow = False
@@ -150,14 +151,23 @@ class RemdmRemask(RemaskPolicy):
                                   self.alpha_on)
         sigma = sigma.to(eligible.device)[:, None].expand(eligible.shape)
         if self.schedule == "conf":
-            neg_p = (-view.current_prob.double()).masked_fill(~eligible, float("-inf"))
+            neg_p = (-self.decoded_prob(state).double()).masked_fill(~eligible, float("-inf"))
             weights = torch.softmax(neg_p, -1).nan_to_num(0.0)       # rows with nothing eligible: all 0
             sigma = sigma * weights
         return torch.where(eligible, sigma, torch.zeros_like(sigma))
+
+    @staticmethod
+    def decoded_prob(state: DecodeState) -> Tensor:
+        """(B, G) float32: each decoded token's probability when it was decoded (0 where none is recorded)."""
+        kept = state.memory.get("remdm_conf")
+        return kept if kept is not None else torch.zeros(state.tokens.shape, device=state.tokens.device)
 
     def select(self, view: StepView, commit: Tensor, state: DecodeState) -> Changes:
         if self.inert:
             return self.no_changes(state)
         eligible = self.earlier_commits(view, commit, state)
         u = uniforms(self.generators, eligible.shape[0], eligible.shape[1], eligible.device)
-        return Changes(eligible & (u < self.sigma(view, eligible, state)), torch.zeros_like(eligible))
+        reopen = eligible & (u < self.sigma(view, eligible, state))
+        if self.schedule == "conf":   # remember the probability of this step's commits (finished rows: ignored)
+            state.memory["remdm_conf"] = torch.where(commit, view.proposed_prob.float(), self.decoded_prob(state))
+        return Changes(reopen, torch.zeros_like(eligible))
