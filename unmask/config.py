@@ -55,8 +55,8 @@ class DecodeConfig:
                                         "(all eos ids): a position proposing one of them scores 0 and commits last")
     top_p: float | None = knob(None, "nucleus filter before sampling, in (0, 1]")
     top_k: int | None = knob(None, "keep the k most likely tokens before sampling")
-    remask: str = knob("none", "remask rule: none | low-confidence | wino | edit (reopen or edit committed tokens of "
-                       "the current block)")
+    remask: str = knob("none", "remask rule: none | low-confidence | wino | edit | remdm (reopen or edit committed "
+                       "tokens of the current block)")
     remask_threshold: float = knob(0.9, "low-confidence / wino: reopen committed tokens of the current block whose "
                                    "probability under the latest forward fell below this (WINO's verify threshold)")
     remask_budget: int | None = knob(None, "low-confidence: reopen at most this many tokens per row and step "

@@ -4,13 +4,23 @@ import torch
 
 from unmask.config import DecodeConfig
 from unmask.decoding import COMMIT, DecodeState
+from unmask.decoding.remask import StepView
 from unmask.engine.build import construct
 
 B, G = 4, 16
 SETTINGS = {"linear": {}, "dream": {}, "threshold": {"threshold": 0.9}, "entropy-threshold": {"alg": "entropy"},
             "factor": {}, "eb": {"alg": "entropy"}, "hierarchy": {}, "dimple": {}, "dus": {"block_length": 8},
-            "cosine": {}}
+            "cosine": {}, "klass": {"threshold": 0.5, "kl_threshold": 1e3, "kl_history": 1}, "remdm": {}}
 ENTROPY_SCORED = ("entropy-threshold", "eb")   # rules whose score is a negative entropy
+
+
+def select(rule, scores: torch.Tensor, candidates: torch.Tensor, state: DecodeState, g: torch.Generator):
+    """rule.select, with a synthetic StepView (random logits over 8 tokens) for rules that read the logits."""
+    if not rule.needs_view:
+        return rule.select(scores, candidates, state)
+    view = StepView(proposed=state.tokens, scores=scores, predicted=torch.ones_like(candidates), window=candidates,
+                    logits=torch.randn(B, G, 8, generator=g), predicts=torch.arange(G).expand(B, G))
+    return rule.select(scores, candidates, state, view)
 
 
 def state_with(masked: torch.Tensor) -> DecodeState:
@@ -35,7 +45,7 @@ def test_commit_is_nonempty_subset_of_candidates(name, seed):
     candidates[1, :] = False
     candidates[1, 3] = True        # a row with exactly one candidate commits it
     scores = torch.rand(B, G, generator=g) if name not in ENTROPY_SCORED else -3 * torch.rand(B, G, generator=g)
-    chosen = rule.select(scores, candidates, state_with(candidates))
+    chosen = select(rule, scores, candidates, state_with(candidates), g)
     assert chosen.dtype == torch.bool and chosen.shape == (B, G)
     assert not (chosen & ~candidates).any()
     has = candidates.any(-1)
@@ -62,11 +72,12 @@ def test_commit_empties_a_window_within_its_step_budget(name, seed):
             break
         scores = torch.rand(B, G, generator=g)
         scores = -3 * scores if name in ENTROPY_SCORED else scores
-        s.is_masked = s.is_masked & ~rule.select(scores, candidates, s)
+        s.is_masked = s.is_masked & ~select(rule, scores, candidates, s, g)
     else:
         step = cfg.window_length
     assert not (s.is_masked & window).any(), f"{name} left masks after {step} steps"
-    assert step <= (cfg.steps_per_window if name in ("linear", "dream", "dimple", "cosine") else cfg.window_length)
+    assert step <= (cfg.steps_per_window if name in ("linear", "dream", "dimple", "cosine", "klass", "remdm")
+                    else cfg.window_length)
 
 
 def test_threshold_above_one_commits_exactly_one_per_step():

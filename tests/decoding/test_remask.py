@@ -22,7 +22,8 @@ from unmask.errors import ConfigError  # noqa: E402
 B, G, BLOCK = 4, 16, 8
 RULES = [n for n in REMASK.names() if n != "none"]
 KNOBS = {"low-confidence": {"remask_threshold": 0.8, "remask_budget": 2}, "wino": {"remask_threshold": 0.9},
-         "edit": {"edit_threshold": 0.5}}
+         "edit": {"edit_threshold": 0.5},
+         "remdm": {"commit": "remdm", "temperature": 1.0, "seed": 5, "eta": 0.5}}
 
 
 def synthetic(seed: int = 0) -> tuple[StepView, torch.Tensor, DecodeState]:
@@ -50,7 +51,7 @@ def test_contract_on_synthetic_views(name, seed):
     touched = changes.reopen | changes.edit
     earlier = view.window & ~state.is_masked & ~commit & ~state.finished[:, None]
     assert not (touched & ~earlier).any(), "only earlier commits of the current window of running rows change"
-    assert not (changes.reopen & (state.reopened >= 1)).any(), "a position is reopened at most once"
+    assert not (changes.reopen & (state.reopened >= rule.max_reopen)).any(), "reopened at most max_reopen times"
     assert not (changes.edit & (view.proposed == state.tokens)).any(), "an edit changes the token"
     if name == "low-confidence":
         assert (changes.reopen.sum(-1) <= 2).all()
@@ -100,8 +101,9 @@ def remask_config(rule: str, **over) -> DecodeConfig:
 @pytest.mark.parametrize("rule", [r for r in RULES if not REMASK.get(r).shadow])
 @pytest.mark.parametrize("cache", ["prefix", "dual", "vicinity"])
 def test_caches_refreshing_every_step_equal_none_with_remasking(model, rule, cache):
-    expected, _ = decode(model, remask_config(rule))
-    got, _ = decode(model, remask_config(rule, cache=cache, cache_update_freq=1))
+    # greedy tokens: a sampler's noise is drawn over the positions a forward predicts, which a cache narrows
+    expected, _ = decode(model, remask_config(rule, temperature=0.0))
+    got, _ = decode(model, remask_config(rule, temperature=0.0, cache=cache, cache_update_freq=1))
     assert [c.token_ids for c in got] == [c.token_ids for c in expected]
     assert [c.nfe for c in got] == [c.nfe for c in expected]
 
@@ -170,8 +172,8 @@ def test_the_shadow_block_predicts_each_token_from_everything_else(model):
 @pytest.mark.parametrize("rule", RULES)
 def test_remasking_changes_something_and_still_ends(model, rule):
     """The rule acts (the tokens or the step counts differ from no remasking) and every row finishes."""
-    parallel = dict(commit="linear", steps=4)   # 4 commits per step
-    plain, _ = decode(model, DecodeConfig(**{**BASE, **parallel}))
+    parallel = dict(commit="linear", steps=4) if rule != "remdm" else dict(eta=1.0)   # room to change things
+    plain, _ = decode(model, remask_config(rule, **parallel).replace(remask="none"))
     remasked, _ = decode(model, remask_config(rule, remask_threshold=1.0, edit_threshold=0.01, **parallel))
     assert [(c.token_ids, c.nfe) for c in remasked] != [(c.token_ids, c.nfe) for c in plain]
     assert all(c.finish_reason in ("eos", "length") for c in remasked)

@@ -25,7 +25,8 @@ CACHE_KNOBS = {"vicinity": {"vicinity_size": 2, "vicinity_warmup_steps": 2}, "de
 COMMIT_KNOBS = {"linear": {"steps": 16}, "eb": {"alg": "entropy", "eb_gamma": 0.5},
                 "hierarchy": {"threshold": 0.7, "low_threshold": 0.2}, "dimple": {"steps": 16, "threshold": 0.5},
                 "dus": {}, "cosine": {"steps": 8},
-                "klass": {"steps": 16, "threshold": 0.1, "kl_threshold": 5.0, "kl_history": 1}, "dream": {"steps": 8, "alg": "entropy"}, "threshold": {"threshold": 0.3},
+                "klass": {"steps": 16, "threshold": 0.1, "kl_threshold": 5.0, "kl_history": 1},
+                "remdm": {"seed": 5, "temperature": 1.0}, "dream": {"steps": 8, "alg": "entropy"}, "threshold": {"threshold": 0.3},
                 "factor": {}, "entropy-threshold": {"alg": "entropy", "threshold": 1.0}}
 
 
