@@ -78,3 +78,18 @@ def run(model, spec, cfg: DecodeConfig, prompts: list[list[int]] = PROMPTS, on_s
                 on_step([canvases[i] for i in ids if i in canvases])
     costs.positions_x_layers = torch.tensor([done[i].computed for i in ids])
     return torch.tensor([canvases[i] for i in ids]), costs
+
+
+def completions(model, prompts: list[list[int]], cfg: DecodeConfig) -> list:
+    """Decode `prompts` together through an Engine on (model, spec); their Completions in order (none failed)."""
+    net, spec = model
+    engine = Engine(net, spec)
+    ids = [engine.add_request(p, cfg) for p in prompts]
+    done = {}
+    with torch.inference_mode():
+        while engine.has_unfinished():
+            for out in engine.step():
+                if out.finished:
+                    assert out.error is None, out.error
+                    done[out.request_id] = out.completion
+    return [done[i] for i in ids]

@@ -9,10 +9,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "cache"))
-from cache_tiny import tiny  # noqa: E402
+from cache_tiny import completions, tiny  # noqa: E402
 
 from unmask.config import DecodeConfig  # noqa: E402
-from unmask.engine.engine import Engine  # noqa: E402
 
 PROMPTS = [[5, 6, 7, 8, 9, 10, 11, 12], [9, 10, 3], [20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 40]]
 
@@ -70,14 +69,7 @@ CFG = dict(gen_length=16, block_length=8, steps=16, commit="klass", threshold=0.
 
 
 def decode(model, prompts, cfg):
-    net, spec = model
-    engine = Engine(net, spec)
-    ids = [engine.add_request(p, cfg) for p in prompts]
-    done = {}
-    with torch.inference_mode():
-        while engine.has_unfinished():
-            done.update((o.request_id, o.completion) for o in engine.step() if o.finished)
-    return [done[i] for i in ids]
+    return completions(model, prompts, cfg)
 
 
 @pytest.mark.parametrize("kl_threshold, history", [(0.01, 2), (0.05, 1), (0.5, 2), (5.0, 1), (5.0, 3)])

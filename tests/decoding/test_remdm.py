@@ -10,14 +10,13 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "cache"))
-from cache_tiny import MASK, tiny  # noqa: E402
+from cache_tiny import MASK, completions, tiny  # noqa: E402
 
 from unmask.config import DecodeConfig  # noqa: E402
 from unmask.decoding import COMMIT, REMASK, DecodeState  # noqa: E402
 from unmask.decoding.remask import StepView  # noqa: E402
 from unmask.decoding.remdm import remdm_rates  # noqa: E402
 from unmask.engine.build import construct  # noqa: E402
-from unmask.engine.engine import Engine  # noqa: E402
 from unmask.errors import ConfigError  # noqa: E402
 
 SCHEDULES = ("cap", "rescale", "conf", "loop")
@@ -83,17 +82,7 @@ PROMPTS = [[5, 6, 7, 8, 9, 10, 11, 12], [9, 10, 3], [20, 21, 22, 23, 24, 25, 26,
 
 
 def decode(model, cfg: DecodeConfig, prompts=PROMPTS):
-    net, spec = model
-    engine = Engine(net, spec)
-    ids = [engine.add_request(p, cfg) for p in prompts]
-    done = {}
-    with torch.inference_mode():
-        while engine.has_unfinished():
-            for out in engine.step():
-                if out.finished:
-                    assert out.error is None, out.error
-                    done[out.request_id] = out.completion
-    return [done[i] for i in ids]
+    return completions(model, prompts, cfg)
 
 
 @pytest.fixture(scope="module", params=["llada", "dream"])

@@ -118,7 +118,7 @@ def test_stream_sends_each_final_token_once_left_to_right(model):
     net, spec = model
     engine = Engine(net, spec)
     cfg = DecodeConfig(gen_length=16, block_length=8, steps=16)
-    rid = engine.add_request(OTHERS[0], cfg)
+    engine.add_request(OTHERS[0], cfg)
     streamed, completion = [], None
     while engine.has_unfinished():
         for o in engine.step():
