@@ -48,8 +48,31 @@ common = {"model": either(st.sampled_from(["tiny-arith", "other-model"])),
           "stream": either(st.booleans()), "stream_options": either(st.fixed_dictionaries(
               {}, optional={"include_usage": st.booleans()})), "unmask": either(unmask_field),
           "n": either(st.integers(0, 3)), "logit_bias": junk, "user": junk, "surprise": junk}
-completion_body = st.fixed_dictionaries({"prompt": either(prompt)}, optional=common)
-chat_body = st.fixed_dictionaries({"messages": either(st.lists(message, min_size=0, max_size=3))}, optional=common)
+junk_completion = st.fixed_dictionaries({"prompt": either(prompt)}, optional=common)
+junk_chat = st.fixed_dictionaries({"messages": either(st.lists(message, min_size=0, max_size=3))}, optional=common)
+
+# Well-formed bodies with random valid values, so the fuzzer also drives generation, streaming and every preset
+text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=40)
+valid_overrides = st.fixed_dictionaries({}, optional={
+    "threshold": st.floats(0.05, 1.0), "cache": st.sampled_from(["none", "prefix", "dual", "delayed", "feature"]),
+    "remask": st.sampled_from(["none", "wino", "edit", "low-confidence"]), "temperature": st.floats(0, 2),
+    "commit": st.sampled_from(["threshold", "linear", "eb", "hierarchy", "klass"]), "alg": st.just("entropy"),
+    "logits_fusion": st.sampled_from(["none", "credit"]), "cfg_scale": st.floats(0, 2)})
+valid_common = {"max_tokens": st.sampled_from([1, 5, 16, 24, 48]), "temperature": st.floats(0, 2),
+                "top_p": st.floats(0.05, 1.0), "seed": st.integers(0, 2 ** 63 - 1),
+                "stop": st.lists(st.text(min_size=1, max_size=2), max_size=4), "stream": st.booleans(),
+                "stream_options": st.fixed_dictionaries({"include_usage": st.booleans()}),
+                "unmask": st.fixed_dictionaries({}, optional={"preset": st.sampled_from(sorted(PRESETS)),
+                                                              "overrides": valid_overrides,
+                                                              "stream_canvas": st.booleans()})}
+valid_completion = st.fixed_dictionaries({"model": st.just("tiny-arith"), "prompt": st.one_of(
+    text, st.lists(text, min_size=1, max_size=3), st.lists(st.integers(0, 80), min_size=1, max_size=8))},
+    optional=valid_common)
+valid_chat = st.fixed_dictionaries({"model": st.just("tiny-arith"), "messages": st.lists(
+    st.fixed_dictionaries({"role": st.sampled_from(["system", "user", "assistant"]), "content": text}),
+    min_size=1, max_size=3)}, optional=valid_common)
+completion_body = st.one_of(valid_completion, junk_completion)
+chat_body = st.one_of(valid_chat, junk_chat)
 
 
 def check(response: httpx.Response, streamed: bool) -> None:
@@ -65,7 +88,8 @@ def check(response: httpx.Response, streamed: bool) -> None:
         assert response.json()["choices"]
 
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+                database=None)   # the same examples on every run: CI stays reproducible
 
 
 @pytest.fixture(scope="module")
