@@ -5,6 +5,7 @@ import torch
 
 from checkpoints import reference_llada_forward, write_llada_checkpoint
 from reference import samplers
+from reference.samplers import before_first_eos
 from unmask import LLM, DecodeConfig
 from unmask.errors import ConfigError
 
@@ -15,13 +16,6 @@ PROMPTS = torch.tensor([[5, 9, 17, 4, 22, 8], [11, 3, 30, 2, 7, 19]])
 def llada(tmp_path_factory):
     path = write_llada_checkpoint(tmp_path_factory.mktemp("llada"), seed=1)
     return LLM(str(path)), reference_llada_forward(path)
-
-
-def before_first_eos(x: torch.Tensor, eos_ids: tuple[int, ...]) -> list[list[int]]:
-    rows = []
-    for row in x.tolist():
-        rows.append(row[:min([row.index(e) for e in eos_ids if e in row], default=len(row))])
-    return rows
 
 
 @pytest.mark.parametrize("scale, steps, block", [(1.0, 16, 8), (0.5, 32, 32), (3.0, 8, 16)])

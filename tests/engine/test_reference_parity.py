@@ -8,6 +8,7 @@ import torch
 
 from checkpoints import reference_dream_forward, reference_llada_forward, write_dream_checkpoint, write_llada_checkpoint
 from reference import samplers
+from reference.samplers import before_first_eos
 from unmask import LLM, DecodeConfig
 
 PROMPTS = torch.tensor([[5, 9, 17, 4, 22, 8], [11, 3, 30, 2, 7, 19]])
@@ -23,15 +24,6 @@ def llada(tmp_path_factory):
 def dream(tmp_path_factory):
     path = write_dream_checkpoint(tmp_path_factory.mktemp("dream"), seed=2)
     return LLM(str(path)), reference_dream_forward(path)
-
-
-def before_first_eos(x: torch.Tensor, eos_ids: tuple[int, ...]) -> list[list[int]]:
-    """Each row up to its first EOS/end-of-turn token: what a Completion's token_ids hold."""
-    rows = []
-    for row in x.tolist():
-        cut = min([row.index(e) for e in eos_ids if e in row], default=len(row))
-        rows.append(row[:cut])
-    return rows
 
 
 def generated(llm: LLM, cfg: DecodeConfig) -> list:

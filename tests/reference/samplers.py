@@ -455,3 +455,12 @@ def dream_generate(model_fn: ModelFn, prompt: torch.Tensor, gen_length: int, ste
         if history is not None:
             history.append(x.clone())
     return x
+
+
+def before_first_eos(x: torch.Tensor, eos_ids: tuple[int, ...]) -> list[list[int]]:
+    """Each row up to its first EOS/end-of-turn token: what a Completion's token_ids hold."""
+    rows = []
+    for row in x.tolist():
+        cut = min([row.index(e) for e in eos_ids if e in row], default=len(row))
+        rows.append(row[:cut])
+    return rows

@@ -29,7 +29,6 @@ from unmask.cache.feature import check_full_attention, pack
 from unmask.cache.kv_store import KVStore
 from unmask.cache.plan import Canvas, Plan
 from unmask.decoding.state import DecodeState
-from unmask.errors import ConfigError
 from unmask.models.cache_view import CacheView, LayerView
 from unmask.models.spec import DiffusionSpec
 
@@ -130,10 +129,8 @@ class ElasticCache(Cache):
     row_fields = ("store", "qs", "inputs", "track", "boundary", "width_rows", "bound_rows")
 
     def __init__(self, elastic_window: int = 16, gamma: float = 0.9, track_num: int = 1,
-                 spec: DiffusionSpec | None = None, remask: str = "none") -> None:
-        check_full_attention(spec, "elastic")
-        if remask != "none":
-            raise ConfigError(f"cache 'elastic' assumes committed tokens stay committed; remask {remask!r} reopens them")
+                 spec: DiffusionSpec | None = None) -> None:
+        check_full_attention(spec, "elastic")   # remask rules are refused by Cache.check_config
         self.window, self.gamma, self.track_num = elastic_window, gamma, track_num
         self.store = KVStore()
         self.qs: dict[int, Tensor] = {}          # per layer (B, H, L, D) rotated queries at last computation

@@ -52,7 +52,7 @@ class Plan:
     row_cost: (B,) long positions x layers each row needs computed (None: Q x layers). A cache may fill it
     in `update`, after the forward, when the forward decides it.
     step_cost: host int, positions x layers the forward computes (None: B-independent Q x layers).
-    row_passes: copies of each row in the forward (1; 2 or 3 with guidance and a remask rule's shadow copy).
+    row_passes: copies of each row in the forward (1; 2 with guidance's unconditional copy).
     """
 
     compute: Tensor | None
@@ -61,4 +61,4 @@ class Plan:
     view: CacheView
     row_cost: Tensor | None = None
     step_cost: int | None = None
-    row_passes: int = 1   # copies of each row the forward ran (guidance / a remask rule's shadow copy)
+    row_passes: int = 1

@@ -87,15 +87,15 @@ class WindowedKVCache(Cache):
         self.dims = (canvas.prompt_length, L, canvas.logit_shift)
         lo = self.block_lo(canvas, state.window_index)                               # (B,)
         first, hi = self.span(lo, L)
-        forced = self.forced(state)
-        if any(self.refreshes(state)) or not self.store or self.row_window is None:
+        forced, refreshes = self.forced(state), self.refreshes(state)
+        if any(refreshes) or not self.store or self.row_window is None:
             if self.row_window is None or not self.store:
                 refresh = torch.ones_like(state.finished)                                # (B,) bool
             else:
                 refresh = (state.window_index != self.row_window) | torch.tensor(forced, device=lo.device)
             idx = torch.arange(L, device=lo.device)[None, :]
             write = refresh[:, None] | ((idx >= first[:, None]) & (idx < hi[:, None]))   # (B, L)
-            if all(self.refreshes(state)) and len(self.refresh_next) == state.batch:
+            if all(refreshes) and len(self.refresh_next) == state.batch:
                 write = None   # every row refreshes: the fresh K/V are the cache (no merge with old entries)
             self.row_window = state.window_index if self.row_window is None else \
                 torch.where(refresh, state.window_index, self.row_window)

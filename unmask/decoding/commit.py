@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+from unmask.decoding.rng import row_uniforms
 from unmask.decoding.state import DecodeState
 from unmask.errors import ConfigError
 from unmask.registry import Registry
@@ -119,8 +120,7 @@ class DreamTimestepQuota(CommitPolicy):
     def sample_positions(self, scores: Tensor, candidates: Tensor, n: Tensor) -> Tensor:
         """Draw n positions per row without replacement (Gumbel top-k ≡ sequential multinomial)."""
         logp = torch.log_softmax(scores.masked_fill(~candidates, NEG_INF).double() / self.alg_temp, dim=-1)
-        u = torch.stack([torch.rand(scores.shape[1], generator=g, device=g.device, dtype=torch.float64)
-                         for g in self.generators[: scores.shape[0]]]).to(scores.device)  # (B, G)
+        u = row_uniforms(self.generators, scores.shape[0], (scores.shape[1],), scores.device)   # (B, G)
         return top_n(logp - torch.log(-torch.log(u)), candidates, n, at_least_one=False)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from unmask.decoding.commit import ranks
 from unmask.decoding.state import DecodeState
 from unmask.errors import ConfigError
 from unmask.registry import Registry
@@ -128,11 +129,7 @@ class NoRemask(RemaskPolicy):
 
 def lowest(values: Tensor, eligible: Tensor, cap: Tensor) -> Tensor:
     """(B, G) bool: the cap[b] eligible positions of each row with the lowest values (none where cap is 0)."""
-    masked = values.float().masked_fill(~eligible, float("inf"))
-    order = masked.argsort(dim=-1, stable=True)
-    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(values.shape[1], device=values.device)
-                                            .expand_as(order))
-    return eligible & (rank < cap[:, None])
+    return eligible & (ranks(-values.float(), eligible) < cap[:, None])
 
 
 @REMASK.register("low-confidence")

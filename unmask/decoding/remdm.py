@@ -22,6 +22,7 @@ from torch import Tensor
 
 from unmask.decoding.commit import COMMIT, CommitPolicy
 from unmask.decoding.remask import REMASK, Changes, RemaskPolicy, StepView
+from unmask.decoding.rng import row_uniforms
 from unmask.decoding.state import DecodeState
 from unmask.errors import ConfigError
 
@@ -61,14 +62,6 @@ def remdm_rates(window_step: Tensor, steps: int, schedule: str | None, eta: floa
     return p_commit, sigma, last
 
 
-def uniforms(generators: list[torch.Generator] | None, batch: int, length: int, device: torch.device) -> Tensor:
-    """(B, G) float64 uniforms, row b from generators[b] (deterministic per seed, independent of the batch)."""
-    if generators is None:
-        return torch.rand(batch, length, dtype=torch.float64, device=device)
-    return torch.stack([torch.rand(length, generator=g, device=g.device, dtype=torch.float64)
-                        for g in generators[:batch]]).to(device)
-
-
 @COMMIT.register("remdm")
 class RemdmCommit(CommitPolicy):
     """MDLM / ReMDM ancestral step: each masked position decodes with probability
@@ -96,7 +89,7 @@ class RemdmCommit(CommitPolicy):
     def select(self, scores: Tensor, candidates: Tensor, state: DecodeState) -> Tensor:
         p, _, _ = remdm_rates(state.window_step, self.steps, self.schedule, self.eta, self.t_on, self.t_off,
                               self.alpha_on)
-        u = uniforms(self.generators, candidates.shape[0], candidates.shape[1], candidates.device)
+        u = row_uniforms(self.generators, candidates.shape[0], (candidates.shape[1],), candidates.device)
         return candidates & (u < p.to(candidates.device)[:, None])
 
 
@@ -166,7 +159,7 @@ class RemdmRemask(RemaskPolicy):
         if self.inert:
             return self.no_changes(state)
         eligible = self.earlier_commits(view, commit, state)
-        u = uniforms(self.generators, eligible.shape[0], eligible.shape[1], eligible.device)
+        u = row_uniforms(self.generators, eligible.shape[0], (eligible.shape[1],), eligible.device)
         reopen = eligible & (u < self.sigma(view, eligible, state))
         if self.schedule == "conf":   # remember the probability of this step's commits (finished rows: ignored)
             state.memory["remdm_conf"] = torch.where(commit, view.proposed_prob.float(), self.decoded_prob(state))

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+from unmask.decoding.rng import row_uniforms
 from unmask.registry import Registry
 
 
@@ -83,5 +84,4 @@ class RandomScore(Score):
 
     def __call__(self, logits: Tensor, tokens: Tensor, generators: list[torch.Generator]) -> Tensor:
         B, N = tokens.shape
-        rows = [torch.rand(N, generator=g, device=g.device, dtype=self.dtype) for g in generators[:B]]
-        return torch.stack(rows).to(tokens.device)  # (B, N)
+        return row_uniforms(generators, B, (N,), tokens.device, self.dtype)  # (B, N)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from unmask.decoding.rng import row_uniforms
+
 
 def top_k_filter(logits: Tensor, k: int) -> Tensor:
     """Keep the k largest logits per position, the rest -inf. logits: (..., V)."""
@@ -56,6 +58,5 @@ class TokenSampler:
         logits = self.filtered(logits)
         if self.temperature == 0.0:
             return logits.argmax(-1)
-        noise = torch.stack([torch.rand(logits.shape[1:], generator=g, device=g.device, dtype=torch.float64)
-                             for g in generators[: logits.shape[0]]]).to(logits.device)  # (B, N, V)
+        noise = row_uniforms(generators, logits.shape[0], tuple(logits.shape[1:]), logits.device)   # (B, N, V)
         return (logits.double().exp() / (-torch.log(noise)) ** self.temperature).argmax(-1)

@@ -22,7 +22,7 @@ class Completion:
     finish_reason: str
     seconds: float
     computed: int = 0      # positions x layers the model computed for this request (a cost counter, not a clock)
-    model_rows: int = 0    # model rows its forwards ran: nfe, or 2·nfe / 3·nfe with guidance and a shadow copy
+    model_rows: int = 0    # model rows its forwards ran: nfe, or 2·nfe with guidance (its unconditional copy)
     cache_bytes: int = 0   # this request's share of its group's largest cache size in bytes
     seed: int | None = None  # the seed of the request's generator: pass it back to reproduce a sample
     prompt_tokens: int = 0

@@ -26,7 +26,7 @@ class RequestState:
     arrived: float = field(default_factory=time.perf_counter)
     sent: int = 0            # leading final tokens already sent as StepOutput.new_token_ids
     computed: int = 0        # positions x layers computed for this request
-    model_rows: int = 0      # model rows its forwards ran (NFE, times 2 or 3 with guidance / a shadow copy)
+    model_rows: int = 0      # model rows its forwards ran (NFE, times 2 with guidance)
     cache_bytes: int = 0     # largest share of its group's cache it held
     aborted: bool = False
     group_key: tuple = field(init=False)

@@ -95,8 +95,8 @@ def shadow_forward(model: nn.Module, canvas: Canvas, state: DecodeState, window:
     logits_at = torch.cat([plan.logits_at, L + torch.arange(W, device=ids.device).expand(B, W)], 1)
     out = model(torch.cat([ids, shadow_ids], 1), torch.cat([canvas.positions, canvas.positions.gather(1, source)], 1),
                 MaskView(mask), logits_at)
-    n_layers = len(model.layers)
-    plan.row_cost = torch.full((B,), (L + W) * n_layers, device=ids.device)
+    plan.step_cost = (L + W) * len(model.layers)
+    plan.row_cost = torch.full((B,), plan.step_cost, device=ids.device)
     return out[:, :plan.logits_at.shape[1]], (where, out[:, plan.logits_at.shape[1]:])
 
 
