@@ -1,9 +1,9 @@
-"""Composes models, decoding rules and caches into generation.
+"""Composes models, decoding rules and caches into generation (design notes: docs/engine.md).
 
-Flow of one batch, three altitudes of state:
-  RequestState (host: prompt ids, config, finish reason, timings; `llm.py`)
-    → Canvas + DecodeState (device tensors: left-padded prompt, positions, tokens, masks, per-row counters)
+  RequestState (host: prompt ids, config, seed, what the stream sent, costs; `request.py`)
+    → Group rows (device: Canvas with per-row padding and positions, DecodeState, the cache's row storage)
     → Plan (from the cache: which canvas positions this forward computes, which K/V it reuses, which logits)
     → model inputs (ids and positions gathered at `plan.compute`, the plan's CacheView).
-`generate.denoise` runs plan → forward → sample → score → commit → remask → apply → cache update → stop test.
+`Engine.step` admits waiting requests and runs `step.denoise_step` once per group: plan → forward → fusion →
+sample → score → commit → remask/edit → apply → cache update → stop test. `LLM.generate` loops over it.
 """

@@ -5,6 +5,9 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 
 
+BATCHING = ("continuous", "static")   # Engine(batching=...): requests join between steps, or the old pattern
+
+
 class FinishReason(str, Enum):
     EOS = "eos"        # the answer ended with an EOS / end-of-turn token
     LENGTH = "length"  # gen_length tokens were generated without an EOS

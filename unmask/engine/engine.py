@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from unmask.config import DecodeConfig
-from unmask.engine.api import Completion, FinishReason, StepOutput
+from unmask.engine.api import BATCHING, Completion, FinishReason, StepOutput
 from unmask.engine.group import Group
 from unmask.engine.memory import available_bytes, describe, row_bytes
 from unmask.engine.request import RequestState
@@ -31,7 +31,6 @@ from unmask.errors import ConfigError, RequestError
 from unmask.models.spec import DiffusionSpec
 
 MAX_SEED = 2 ** 63
-BATCHING = ("continuous", "static")
 
 
 @dataclass

@@ -11,6 +11,7 @@ EXTRA_HINT = 'unmask serve needs the serve extra: pip install -e ".[serve]"  (Fa
 
 def register(sub) -> None:
     from unmask.cli import add_decode_flags
+    from unmask.engine.api import BATCHING
 
     p = sub.add_parser("serve", help="OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions)")
     p.add_argument("--model", required=True, help="checkpoint directory, bundled model name or hub id")
@@ -18,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1 and /metrics")
     p.add_argument("--max-running", type=int, default=64, help="requests decoded at once (rows), default 64")
-    p.add_argument("--batching", choices=("continuous", "static"), default="continuous",
+    p.add_argument("--batching", choices=BATCHING, default="continuous",
                    help="continuous: requests join between steps (default); static: the old one-batch-at-a-time "
                         "pattern, admitting only when nothing runs (for comparison)")
     p.add_argument("--max-waiting", type=int, default=1024, help="queued requests before 503, default 1024")
