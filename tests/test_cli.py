@@ -33,7 +33,7 @@ def test_generate_flag_per_field(llada_dir, capsys):
     (["--set", "threshold"], "--set expects key=value"),
     (["--set", "colour=red"], "unknown decode setting 'colour'"),
     (["--set", "gen_length=30", "--set", "block_length=8"], "multiple of block_length"),
-    (["--preset", "fast-dllm", "--set", "cfg_scale=1.5"], "guidance needs cache='none'"),
+    (["--preset", "wino", "--set", "cfg_scale=1.5"], "with cfg_scale > 0 is not supported"),
 ])
 def test_user_errors_exit_2_with_one_line(llada_dir, capsys, argv, words):
     rc = main(["generate", "--model", str(llada_dir), *argv, "hello"])

@@ -32,7 +32,6 @@ def test_preset_overrides_and_replace():
     ({"cache": "vicinity", "gen_length": 32, "block_length": None}, "cache 'vicinity' caches the masked suffix"),
     ({"commit": "dream", "gen_length": 64, "block_length": 32, "steps": 63}, "multiple of the number of blocks"),
     ({"alg_temp": 0.5}, "alg_temp"),
-    ({"cfg_scale": 2.0, "cache": "dual"}, "guidance needs cache='none'"),
     ({"steps": "ten"}, "wrong type"),
     ({"stop_at_eos": 1}, "wrong type"),
 ])

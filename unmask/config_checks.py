@@ -49,9 +49,11 @@ FLOAT_RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     "credit_gamma": (0.0, True, None, False), "credit_beta": (0.0, True, 1.0, True),
     "eb_gamma": (0.0, True, None, False), "low_threshold": (0.0, True, None, False),
     "eta": (0.0, True, 1.0, True), "t_on": (0.0, False, 1.0, False), "t_off": (0.0, True, 1.0, False),
-    "alpha_on": (0.0, False, 1.0, False)}
+    "alpha_on": (0.0, False, 1.0, False), "sf_span_threshold": (0.0, True, 1.0, True),
+    "sf_stability_std": (0.0, False, None, False)}
 POSITIVE_INTS = ("gen_length", "steps", "block_length", "top_k", "remask_budget", "cache_update_freq", "cache_reloading_step",
-                 "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num", "dus_base", "kl_history")
+                 "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num", "dus_base", "kl_history",
+                 "sf_explore_steps", "sf_stability_window")
 NON_NEGATIVE_INTS = ("vicinity_size", "vicinity_warmup_steps", "inflate_w")
 
 
@@ -115,9 +117,6 @@ def _check_ranges(cfg: "DecodeConfig") -> None:
             raise ConfigError(f"{name}={short(value)} is absurdly large (the limit is {MAX_INT})")
     if cfg.seed is not None and not 0 <= cfg.seed < MAX_SEED:
         raise ConfigError(f"seed must be None (a random seed per request) or an int in [0, 2**63), got {short(cfg.seed)}")
-    if cfg.cfg_scale > 0 and cfg.cache != "none":
-        raise ConfigError(f"cfg_scale={cfg.cfg_scale}: the unconditional copy of each row keeps no K/V of its own "
-                          f"yet, so guidance needs cache='none' (got {cfg.cache!r})")
 
 
 def _check_combinations(cfg: "DecodeConfig") -> None:

@@ -42,3 +42,20 @@ def test_refresh_every_step_equals_none(name, arch, commit):
         expected, _ = run(model, spec, base, prompts)
         got, _ = run(model, spec, cfg, prompts)
         assert torch.equal(got, expected), f"{name} ({arch}, {commit}, batch {len(prompts)}) differs from none"
+
+
+@pytest.mark.parametrize("arch", ["llada", "dream"])
+@pytest.mark.parametrize("name", sorted(CACHES.names()))
+def test_refresh_every_step_equals_none_with_guidance(name, arch):
+    """Classifier-free guidance: the unconditional copy of each row keeps cache rows of its own, so a cache
+    that refreshes every step still gives the tokens of `none` with the same guidance (ragged rows that
+    move through blocks at different steps, and batch 1)."""
+    model, spec = tiny(arch)
+    base = DecodeConfig(gen_length=24, block_length=8, stop_at_eos=False, cfg_scale=1.5, **COMMITS["threshold"])
+    cfg = base.replace(cache=name, **REFRESH_EVERY_STEP[name])
+    for prompts in (PROMPTS, PROMPTS[1:2]):
+        expected, _ = run(model, spec, base, prompts)
+        got, _ = run(model, spec, cfg, prompts)
+        assert torch.equal(got, expected), f"{name} ({arch}, batch {len(prompts)}) with guidance differs from none"
+    unguided, _ = run(model, spec, base.replace(cfg_scale=0.0))
+    assert not torch.equal(unguided, expected), "guidance changes the tokens"

@@ -9,6 +9,7 @@ import torch
 
 from checkpoints import reference_llada_forward, write_llada_checkpoint
 from reference import cached_samplers
+from reference.samplers import before_first_eos
 from unmask import LLM, DecodeConfig
 
 PROMPTS = torch.tensor([[5, 9, 17, 4, 22, 8], [11, 3, 30, 2, 7, 19]])
@@ -109,3 +110,25 @@ def test_ragged_batch_matches_rows_alone(llada, cache, rule):
         ref_steps, ref_nfe = reference(fwd, llm, cache, rule, torch.tensor([prompt]))
         assert steps[row][-1] == ref_steps[0][-1]
         assert nfe[row] == ref_nfe
+
+
+@pytest.mark.parametrize("rule", ["t0.9", "quota2"])
+@pytest.mark.parametrize("cache", list(CACHES))
+def test_guidance_reuses_the_unconditional_rows_own_kv(llada, cache, rule):
+    """cfg_scale > 0 with a K/V cache: the unconditional copy of each row reuses K/V of its own (prompt masked)
+    across the block's steps. Equals the cached reference loop with CFG on every forward, step for step; a
+    copy that read the main row's K/V would differ."""
+    llm, fwd = llada
+    overrides = RULES[rule][0]
+    cfg = DecodeConfig.preset(CACHES[cache][0], gen_length=GEN, block_length=BLOCK, stop_at_eos=False,
+                              cfg_scale=1.0, **overrides)
+    for row in range(2):
+        prompt = PROMPTS[row:row + 1]
+        kw = dict(RULES[rule][1])
+        x, ref_nfe = CACHES[cache][1](fwd, prompt, kw.pop("steps", GEN // BLOCK), GEN, BLOCK,
+                                      mask_id=llm.spec.mask_id, cfg_scale=1.0, **kw)
+        got = llm.generate(prompt.tolist(), cfg)[0]
+        assert got.token_ids == before_first_eos(x[:, prompt.shape[1]:], llm.spec.eos_ids)[0]
+        assert got.nfe == ref_nfe and got.model_rows == 2 * ref_nfe
+    together = llm.generate(RAGGED, cfg)
+    assert [c.token_ids for c in together] == [llm.generate([p], cfg)[0].token_ids for p in RAGGED]

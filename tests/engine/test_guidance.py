@@ -7,7 +7,6 @@ from checkpoints import reference_llada_forward, write_llada_checkpoint
 from reference import samplers
 from reference.samplers import before_first_eos
 from unmask import LLM, DecodeConfig
-from unmask.errors import ConfigError
 
 PROMPTS = torch.tensor([[5, 9, 17, 4, 22, 8], [11, 3, 30, 2, 7, 19]])
 
@@ -42,6 +41,12 @@ def test_cfg_rows_are_independent_of_their_neighbours(llada):
         assert llm.generate([p], cfg)[0].token_ids == t.token_ids
 
 
-def test_cfg_needs_the_cache_free_path():
-    with pytest.raises(ConfigError, match="guidance needs cache='none'"):
-        DecodeConfig(cfg_scale=1.0, cache="prefix")
+def test_cfg_with_a_cache_counts_both_rows(llada):
+    """With a cache the step cost of a row is that of its two forward rows (each computes the same positions)."""
+    llm, _ = llada
+    cfg = DecodeConfig.preset("fast-dllm", gen_length=32, block_length=8, stop_at_eos=False)
+    plain, guided = llm.generate(PROMPTS.tolist(), cfg), llm.generate(PROMPTS.tolist(), cfg.replace(cfg_scale=1.0))
+    for p, g in zip(plain, guided):
+        assert g.model_rows == 2 * g.nfe and p.model_rows == p.nfe
+        per_forward = g.computed / g.model_rows
+        assert per_forward <= p.computed / p.nfe * 1.5, "a cached guided forward costs about a cached plain one"

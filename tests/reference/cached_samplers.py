@@ -44,9 +44,10 @@ __all__ = ["generate_with_prefix_cache", "generate_with_dual_cache"]
 def _generate_cached(model_fn: Callable, prompt: torch.Tensor, steps: int, gen_length: int, block_length: int,
                      dual: bool, *, mask_id: int, threshold: Optional[float] = None, factor: Optional[float] = None,
                      temperature: float = 0.0, remasking: str = "low_confidence",
-                     generator: Optional[torch.Generator] = None, history: Optional[list] = None
-                     ) -> tuple[torch.Tensor, int]:
+                     generator: Optional[torch.Generator] = None, history: Optional[list] = None,
+                     cfg_scale: float = 0.0) -> tuple[torch.Tensor, int]:
     batch, prompt_len = prompt.shape
+    model_fn = _guided(model_fn, prompt_len, mask_id, cfg_scale) if cfg_scale > 0 else model_fn
     x = torch.full((batch, prompt_len + gen_length), mask_id, dtype=torch.long, device=prompt.device)
     x[:, :prompt_len] = prompt.clone()
     assert gen_length % block_length == 0
@@ -92,6 +93,18 @@ def _generate_cached(model_fn: Callable, prompt: torch.Tensor, steps: int, gen_l
             commit(logits, region, mask_index, quota, step)
             step += 1
     return x, nfe
+
+
+def _guided(model_fn: Callable, prompt_len: int, mask_id: int, cfg_scale: float) -> Callable:
+    """Classifier-free guidance on every forward of the cached loop (not in Fast-dLLM; our composition of
+    LLaDA's ``generate.py`` CFG with it): the batch is [x; x with the prompt masked], one forward, the cache
+    holding K/V for all 2B rows (the unconditional rows' own), logits ``un + (s + 1)(cond - un)``."""
+    def forward(region, kv=None, start=0):
+        un = region.clone()
+        un[:, :max(0, prompt_len - start)] = mask_id
+        cond, uncond = model_fn(torch.cat([region, un]), kv, start).chunk(2)
+        return uncond + (cfg_scale + 1) * (cond - uncond)
+    return forward
 
 
 def generate_with_prefix_cache(model_fn: Callable, prompt: torch.Tensor, steps: int, gen_length: int,

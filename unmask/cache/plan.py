@@ -35,6 +35,12 @@ class Canvas:
         return Canvas(self.prompt.index_select(0, index), self.key_mask.index_select(0, index),
                       self.positions.index_select(0, index), self.logit_shift)
 
+    def hiding(self, visible: Tensor) -> "Canvas":
+        """The canvas with generated positions outside `visible` (B, G) bool dropped from every query's keys
+        (padding-like: their own outputs are computed but read by nothing)."""
+        keep = torch.cat([torch.ones_like(self.key_mask[:, :self.prompt_length]), visible], 1)
+        return Canvas(self.prompt, self.key_mask & keep, self.positions, self.logit_shift)
+
     @staticmethod
     def cat(a: "Canvas", b: "Canvas") -> "Canvas":
         return Canvas(torch.cat([a.prompt, b.prompt]), torch.cat([a.key_mask, b.key_mask]),
@@ -49,7 +55,8 @@ class Plan:
     logits_at: (B, N) long indices into the Q computed rows whose logits are needed.
     predicts: (B, N) long generated-region positions those logits predict (logit shift applied).
     view: the CacheView the model reads and writes K/V through.
-    row_cost: (B,) long positions x layers each row needs computed (None: Q x layers). A cache may fill it
+    row_cost: (B,) long positions x layers each row needs computed, all its passes together (None: Q x layers
+    x row_passes). A cache may fill it
     in `update`, after the forward, when the forward decides it.
     step_cost: host int, positions x layers the forward computes (None: B-independent Q x layers).
     row_passes: copies of each row in the forward (1; 2 with guidance's unconditional copy).

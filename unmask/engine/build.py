@@ -17,6 +17,7 @@ from unmask.decoding import (COMMIT, REMASK, SCHEDULES, SCORES, CommitPolicy, Re
                              TokenSampler, canonical_alg)
 from unmask.decoding.fusion import FUSION, LogitsFusion, NoFusion
 from unmask.decoding.guidance import ClassifierFreeGuidance, Guidance
+from unmask.engine.guided import PairedCache
 from unmask.models.spec import DiffusionSpec
 
 
@@ -47,6 +48,12 @@ def construct(cls: type, cfg: DecodeConfig, **context: Any) -> Any:
     return cls(**kwargs)
 
 
+def build_cache(cfg: DecodeConfig, context: dict[str, Any]) -> Cache:
+    """The group's cache; with guidance each row's copy gets cache rows of its own (engine/guided.py)."""
+    cache = construct(CACHES.get(cfg.cache), cfg, **context)
+    return PairedCache(cache) if cfg.cfg_scale > 0 else cache
+
+
 def build_parts(cfg: DecodeConfig, spec: DiffusionSpec, generators: list[torch.Generator]) -> DecodeParts:
     """The parts of one group. `generators` is the group's per-row list; the engine edits it in place as
     rows join and leave, so parts that hold it (Dream's position sampling) always see the current rows."""
@@ -58,7 +65,7 @@ def build_parts(cfg: DecodeConfig, spec: DiffusionSpec, generators: list[torch.G
         sampler=TokenSampler.from_config(cfg, spec),
         commit=construct(COMMIT.get(cfg.commit), cfg, **context),
         remask=construct(REMASK.get(cfg.remask), cfg, **context),
-        cache=construct(CACHES.get(cfg.cache), cfg, **context),
+        cache=build_cache(cfg, context),
         generators=generators, stop_at_eos=cfg.stop_at_eos,
         guidance=ClassifierFreeGuidance(cfg.cfg_scale, spec.mask_id) if cfg.cfg_scale > 0 else None,
         fusion=construct(FUSION.get(cfg.logits_fusion), cfg, **context))

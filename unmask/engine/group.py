@@ -142,8 +142,8 @@ class Group:
         B, G = state.batch, state.gen_length
         n_layers = len(self.model.layers)
         q = self.canvas.key_mask.shape[1] if plan.compute is None else plan.compute.shape[1]
-        cost = plan.row_cost if plan.row_cost is not None else torch.full((B,), q * n_layers, device=self.device)
-        cost = cost * plan.row_passes
+        cost = plan.row_cost if plan.row_cost is not None else torch.full((B,), q * n_layers * plan.row_passes,
+                                                                          device=self.device)
         self.last_step_cost = (plan.step_cost if plan.step_cost is not None else q * n_layers) * plan.row_passes
         request = cache.host_request(state)
         packed = [state.finished.long(), self.parts.remask.final_length(state), state.first_eos(), broken.long(),
