@@ -29,7 +29,7 @@ class DecodeConfig:
                     "maskgit_plus, topk_margin)")
     alg_temp: float | None = knob(None, "Dream: sample positions from softmax(score / alg_temp) when > 0")
     commit: str = knob("linear", "commit rule: linear | dream | threshold | factor | entropy-threshold | eb | "
-                       "hierarchy | dimple | dus | cosine | klass | remdm")
+                       "hierarchy | dimple | dus | cosine | klass | slowfast | remdm")
     threshold: float = knob(0.9, "threshold / hierarchy rule: commit scores ≥ threshold; dimple: scores > threshold; "
                             "entropy-threshold: entropy < threshold")
     eb_gamma: float = knob(0.15, "eb (EB-Sampler): accept the lowest-entropy candidates while Σ entropy − max entropy "
@@ -46,6 +46,13 @@ class DecodeConfig:
     credit_beta: float = knob(0.8, "credit (dInfer): credit decays by β each step after a block's first")
     dus_base: int = knob(2, "dus (dilated unmasking): stride divisor; a block of L commits every (L/base)-th "
                          "position, then every (L/base²)-th, … (≈ log_base L steps per block)")
+    sf_explore_steps: int = knob(6, "slowfast (SlowFast sampling): slow steps per sub-cycle that estimate where the "
+                                 "confident span ends")
+    sf_span_threshold: float = knob(0.3, "slowfast: the span ends after the farthest masked position with confidence "
+                                    "≥ this")
+    sf_stability_window: int = knob(2, "slowfast: how many latest span estimates must agree (std < "
+                                    "sf_stability_std) to fix the span early")
+    sf_stability_std: float = knob(1.0, "slowfast: the span estimates are stable when their std is below this")
     factor: float = knob(1.0, "factor rule (Fast-dLLM): accept rank r while (r+1)(1-c_r) ≤ factor")
     eps: float = knob(1e-3, "Dream timestep schedule's final time")
     temperature: float = knob(0.0, "0 = argmax; > 0 = Gumbel-max sampling in float64")

@@ -126,6 +126,12 @@ PRESETS: dict[str, Preset] = {
          "kl_threshold": 0.015, "kl_history": 2, "alg": "confidence", "confidence_fp64": True},
         "arXiv 2511.05664 (KLASS), scripts/llada_gsm8k.sh",
         "commit tokens with confidence > 0.6 whose last 2 step-to-step KLs are < 0.015; else LLaDA's quota"),
+    "slowfast": Preset(
+        {"gen_length": 256, "block_length": None, "commit": "slowfast", "threshold": 0.9, "alg": "confidence",
+         "sf_explore_steps": 6, "sf_span_threshold": 0.3, "sf_stability_window": 2, "sf_stability_std": 1.0},
+        "arXiv 2506.10848 (SlowFast Sampling), LiangrunFlora/Slow-Fast-Sampling generate_slow_fast_sampling",
+        "sub-cycles: 6 slow steps estimate the confident span (conf ≥ 0.3, stable when 2 estimates' std < 1), "
+        "then fast steps fill it (conf ≥ 0.9 if more than one, else top-1) on the input cut after the span"),
     "dinfer-credit": Preset(
         {"gen_length": 256, "block_length": 32, "commit": "threshold", "threshold": 0.9, "alg": "confidence",
          "logits_fusion": "credit", "credit_alpha": 0.7, "credit_gamma": 0.2, "credit_beta": 0.8},

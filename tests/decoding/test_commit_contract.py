@@ -10,7 +10,8 @@ from unmask.engine.build import construct
 B, G = 4, 16
 SETTINGS = {"linear": {}, "dream": {}, "threshold": {"threshold": 0.9}, "entropy-threshold": {"alg": "entropy"},
             "factor": {}, "eb": {"alg": "entropy"}, "hierarchy": {}, "dimple": {}, "dus": {"block_length": 8},
-            "cosine": {}, "klass": {"threshold": 0.5, "kl_threshold": 1e3, "kl_history": 1}, "remdm": {}}
+            "cosine": {}, "klass": {"threshold": 0.5, "kl_threshold": 1e3, "kl_history": 1}, "remdm": {},
+            "slowfast": {}}
 ENTROPY_SCORED = ("entropy-threshold", "eb")   # rules whose score is a negative entropy
 
 

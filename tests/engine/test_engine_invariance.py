@@ -27,7 +27,8 @@ COMMIT_KNOBS = {"linear": {"steps": 16}, "eb": {"alg": "entropy", "eb_gamma": 0.
                 "dus": {}, "cosine": {"steps": 8},
                 "klass": {"steps": 16, "threshold": 0.1, "kl_threshold": 5.0, "kl_history": 1},
                 "remdm": {"seed": 5, "temperature": 1.0}, "dream": {"steps": 8, "alg": "entropy"}, "threshold": {"threshold": 0.3},
-                "factor": {}, "entropy-threshold": {"alg": "entropy", "threshold": 1.0}}
+                "factor": {}, "slowfast": {"threshold": 0.3, "sf_span_threshold": 0.1, "sf_explore_steps": 2},
+                "entropy-threshold": {"alg": "entropy", "threshold": 1.0}}
 
 
 def configs() -> list[tuple[str, DecodeConfig]]:
@@ -36,7 +37,9 @@ def configs() -> list[tuple[str, DecodeConfig]]:
         out.append((f"cache={cache}", DecodeConfig(**BASE, steps=16, cache=cache, **CACHE_KNOBS.get(cache, {}))))
     for rule in COMMIT.names():
         out.append((f"commit={rule}", DecodeConfig(**BASE, commit=rule, **COMMIT_KNOBS.get(rule, {}))))
-        out.append((f"commit={rule}+dual", DecodeConfig(**BASE, commit=rule, cache="dual", **COMMIT_KNOBS.get(rule, {}))))
+        if rule != "slowfast":   # slowfast refuses caches (tested in test_slowfast.py)
+            out.append((f"commit={rule}+dual", DecodeConfig(**BASE, commit=rule, cache="dual",
+                                                            **COMMIT_KNOBS.get(rule, {}))))
     out.append(("sampled", DecodeConfig(**BASE, steps=16, temperature=1.0, seed=5, cache="prefix")))
     out.append(("remask=low-confidence", DecodeConfig(**BASE, steps=4, remask="low-confidence", remask_budget=2,
                                                       remask_threshold=1.0)))

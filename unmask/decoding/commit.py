@@ -31,6 +31,11 @@ class CommitPolicy(ABC):
     def check_config(cls, cfg) -> None:
         """Raise ConfigError when `cfg` (a DecodeConfig) cannot work with this rule, naming why."""
 
+    def prepare(self, state: DecodeState, window: Tensor) -> Tensor | None:
+        """Called before the step's forward: (B, G) bool, the generated positions the forward may see (the
+        others are dropped from its input), or None for all. A rule with per-row phases advances them here."""
+        return None
+
     @abstractmethod
     def select(self, scores: Tensor, candidates: Tensor, state: DecodeState, view=None) -> Tensor:
         """scores: (B, G) float (any value outside candidates); candidates: (B, G) bool → (B, G) bool."""

@@ -13,6 +13,7 @@ from unmask.cache.kv_store import MaskView
 from unmask.decoding import DecodeState
 from unmask.decoding.remask import StepView, probabilities
 from unmask.engine.build import DecodeParts
+from unmask.engine.guided import paired_rows
 
 
 def forward(model: nn.Module, canvas: Canvas, state: DecodeState, plan: Plan) -> Tensor:
@@ -23,9 +24,9 @@ def forward(model: nn.Module, canvas: Canvas, state: DecodeState, plan: Plan) ->
     return model(ids, positions, plan.view, plan.logits_at)
 
 
-def to_region(values: Tensor, plan: Plan, fill: Tensor) -> Tensor:
-    """Scatter per-prediction values (B, N) into a (B, G) copy of `fill`."""
-    return fill.scatter(1, plan.predicts, values.to(fill.dtype))
+def to_region(values: Tensor, predicts: Tensor, fill: Tensor) -> Tensor:
+    """Scatter per-prediction values (B, N) into a (B, G) copy of `fill` at `predicts` (B, N)."""
+    return fill.scatter(1, predicts, values.to(fill.dtype))
 
 
 def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: DecodeParts) -> tuple[Plan, Tensor]:
@@ -33,43 +34,57 @@ def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: De
     unsettled = parts.remask.unsettled(state)                                      # (B, G) bool
     window_index, window = parts.schedule.current(state, unsettled)                # (B,), (B, G) bool
     state.open_windows(window_index, window)
-    plan = parts.cache.plan(canvas, state, window)
-    logits, shadow = run_forward(model, canvas, state, window, plan, parts)        # (B, N, V): one NFE
-    logits = parts.fusion(logits, plan.predicts, window, state)                    # e.g. dInfer's credit
+    visible = parts.commit.prepare(state, window)                                  # e.g. SlowFast's span
+    seen = canvas if visible is None else canvas.hiding(visible)
+    plan, logits, shadow = run_forward(model, seen, state, window, parts)          # (B, N, V): one NFE
+    predicts = plan.predicts[:state.batch]                                         # the main rows' (guidance)
+    logits = parts.fusion(logits, predicts, window, state)                         # e.g. dInfer's credit
     broken = ~torch.isfinite(logits).flatten(1).all(-1)                            # (B,)
     proposed_n = parts.sampler(logits, parts.generators)                           # (B, N)
     scores_n = parts.score(logits, proposed_n, parts.generators)                   # (B, N)
-    view = step_view(logits, proposed_n, scores_n, plan, state, window, parts.remask.needs_probs, shadow)
+    view = step_view(logits, proposed_n, scores_n, predicts, state, window, parts.remask.needs_probs, shadow)
     candidates = window & state.is_masked & view.predicted & ~state.finished[:, None]
     if parts.commit.needs_view:
-        view.logits, view.predicts = logits, plan.predicts
+        view.logits, view.predicts = logits, predicts
         commit = parts.commit.select(view.scores, candidates, state, view)
     else:
         commit = parts.commit.select(view.scores, candidates, state)
     changes = parts.remask.select(view, commit, state)
     state.apply(commit, view.proposed, changes.reopen, changes.edit)
-    parts.cache.update(plan, state, view.scores)
+    update_cache(parts, plan, seen, state, view.scores)
     state.update_finished(parts.remask.stop_limit(state) if parts.stop_at_eos else None, parts.remask.unsettled(state))
     return plan, broken
 
 
-def run_forward(model: nn.Module, canvas: Canvas, state: DecodeState, window: Tensor, plan: Plan,
-                parts: DecodeParts) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
-    """The step's one forward: the logits to decode from, and for a verifying remask rule its leave-one-out
-    predictions of the current window's tokens ((B, W) positions, (B, W, V) logits), else None.
-    With guidance every row also runs as an extra copy in the same batched forward (`plan.row_passes`)."""
+def run_forward(model: nn.Module, canvas: Canvas, state: DecodeState, window: Tensor, parts: DecodeParts
+                ) -> tuple[Plan, Tensor, tuple[Tensor, Tensor] | None]:
+    """The step's one forward: its plan, the logits to decode from, and for a verifying remask rule its
+    leave-one-out predictions of the current window's tokens ((B, W) positions, (B, W, V) logits), else None.
+    With guidance every row also runs as its guidance copy in the same batched forward, rows [main; copies],
+    each copy with cache rows of its own (engine/guided.py); the plan covers all 2B rows."""
+    if parts.guidance is not None:
+        both, both_state = paired_rows(canvas, state, parts.guidance)
+        plan = parts.cache.plan(both, both_state, window.repeat(2, 1))
+        plan.row_passes = 2
+        main, extra = forward(model, both, both_state, plan).chunk(2)
+        return plan, parts.guidance.combine(main, extra), None
+    plan = parts.cache.plan(canvas, state, window)
     if parts.remask.shadow:
-        return shadow_forward(model, canvas, state, window, plan, min(parts.remask.block_length, state.gen_length))
+        logits, shadow = shadow_forward(model, canvas, state, window, plan, min(parts.remask.block_length,
+                                                                                 state.gen_length))
+        return plan, logits, shadow
+    return plan, forward(model, canvas, state, plan), None
+
+
+def update_cache(parts: DecodeParts, plan: Plan, canvas: Canvas, state: DecodeState, scores: Tensor) -> None:
+    """The cache sees the step's commits; with guidance its copy rows see the same ones, and a row's cost
+    (`plan.row_cost`, when the cache sets one) is that of both its forward rows."""
     if parts.guidance is None:
-        return forward(model, canvas, state, plan), None
-    prompt, tokens = parts.guidance.variant(canvas.prompt, canvas.key_mask[:, :canvas.prompt_length], state.tokens)
-    both = Canvas(torch.cat([canvas.prompt, prompt]), canvas.key_mask.repeat(2, 1), canvas.positions.repeat(2, 1),
-                  canvas.logit_shift)
-    both_state = DecodeState.cat(state, state)
-    both_state.tokens = torch.cat([state.tokens, tokens])
-    plan.row_passes = 2
-    main, extra = forward(model, both, both_state, parts.cache.plan(both, both_state, window.repeat(2, 1))).chunk(2)
-    return parts.guidance.combine(main, extra), None
+        parts.cache.update(plan, state, scores)
+        return
+    parts.cache.update(plan, paired_rows(canvas, state, parts.guidance)[1], scores.repeat(2, 1))
+    if plan.row_cost is not None and plan.row_cost.shape[0] == 2 * state.batch:
+        plan.row_cost = plan.row_cost.view(2, state.batch).sum(0)
 
 
 def shadow_forward(model: nn.Module, canvas: Canvas, state: DecodeState, window: Tensor, plan: Plan, W: int
@@ -100,19 +115,20 @@ def shadow_forward(model: nn.Module, canvas: Canvas, state: DecodeState, window:
     return out[:, :plan.logits_at.shape[1]], (where, out[:, plan.logits_at.shape[1]:])
 
 
-def step_view(logits: Tensor, proposed_n: Tensor, scores_n: Tensor, plan: Plan, state: DecodeState, window: Tensor,
-              needs_probs: bool, shadow: tuple[Tensor, Tensor] | None = None) -> StepView:
+def step_view(logits: Tensor, proposed_n: Tensor, scores_n: Tensor, predicts: Tensor, state: DecodeState,
+              window: Tensor, needs_probs: bool, shadow: tuple[Tensor, Tensor] | None = None) -> StepView:
     """The forward's per-prediction values scattered onto the (B, G) generated region. With a shadow block the
     current tokens' probabilities are its leave-one-out predictions (only there: elsewhere 0)."""
     neg_inf = torch.full(state.tokens.shape, float("-inf"), dtype=scores_n.dtype, device=scores_n.device)
-    view = StepView(proposed=to_region(proposed_n, plan, state.tokens), scores=to_region(scores_n, plan, neg_inf),
-                    predicted=to_region(torch.ones_like(proposed_n, dtype=torch.bool), plan, torch.zeros_like(window)),
-                    window=window)
+    predicted = to_region(torch.ones_like(proposed_n, dtype=torch.bool), predicts, torch.zeros_like(window))
+    view = StepView(proposed=to_region(proposed_n, predicts, state.tokens),
+                    scores=to_region(scores_n, predicts, neg_inf), predicted=predicted, window=window)
     if needs_probs:
-        current_n = state.tokens.gather(1, plan.predicts)
+        current_n = state.tokens.gather(1, predicts)
         proposed_p, current_p = probabilities(logits, proposed_n, current_n)
         zero = torch.zeros(state.tokens.shape, dtype=torch.float32, device=state.tokens.device)
-        view.proposed_prob, view.current_prob = to_region(proposed_p, plan, zero), to_region(current_p, plan, zero)
+        view.proposed_prob = to_region(proposed_p, predicts, zero)
+        view.current_prob = to_region(current_p, predicts, zero)
         if shadow is not None:
             where, shadow_logits = shadow
             _, held_p = probabilities(shadow_logits, state.tokens.gather(1, where), state.tokens.gather(1, where))
