@@ -16,6 +16,15 @@ from unmask.settings import parse_assignments, parse_field
 Handler = Callable[[argparse.Namespace], int]
 
 
+def add_runner_flags(parser: argparse.ArgumentParser) -> None:
+    """--compile / --eager: how the model forward runs (LLM(compile=...))."""
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--compile", dest="compile", action="store_true", default=False,
+                      help="torch.compile the model forward (dynamic shapes; compiles at start-up). It pays on "
+                           "some shapes only: measure with bench/step_time.py")
+    mode.add_argument("--eager", dest="compile", action="store_false", help="run the model eagerly (the default)")
+
+
 # ---- decode settings from flags ---------------------------------------------------------------------
 def add_decode_flags(parser: argparse.ArgumentParser) -> None:
     """--preset, --set, and one --<field> flag per DecodeConfig field (help from the field metadata)."""
@@ -69,7 +78,7 @@ class CanvasView:
 def run_generate(args: argparse.Namespace) -> int:
     from unmask.engine.llm import LLM
 
-    llm = LLM(args.model, device=args.device, dtype=args.dtype)
+    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
     config = decode_config(args, llm)
     live = None if args.json or not sys.stderr.isatty() else CanvasView(llm, len(args.prompt))
     completions = llm.generate(list(args.prompt), config, chat=args.chat, on_step=live)
@@ -104,6 +113,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     gen.add_argument("--json", action="store_true", help="print one JSON object per prompt")
     gen.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
     gen.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
+    add_runner_flags(gen)
     add_decode_flags(gen)
     sub.add_parser("presets", help="list the decoding presets and their settings")
     for module_name in ("unmask.bench.command", "unmask.train.command", "unmask.serve.command"):

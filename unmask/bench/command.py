@@ -47,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chat", action="store_true", help="wrap prompts in the model's chat template")
     p.add_argument("--device", default=None, help="cuda | cpu | cuda:1 … (default: cuda if available)")
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
+    from unmask.cli import add_runner_flags
+    add_runner_flags(p)
     p.add_argument("--out", default="bench-out", help="directory for the JSON, Markdown and PNG (default bench-out)")
 
 
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_files(out, [f"{stem}.json", f"{stem}.md", f"{stem}.png"], "--out")
     check_split(task, args.split, args.limit)
     configs = spec_from_args(args).configs(task.gen_length)  # validate everything before loading the model
-    llm = LLM(args.model, device=args.device, dtype=args.dtype)
+    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
     records = run_bench(llm, task, configs, limit=args.limit, batch_size=args.batch_size,
                         progress=ProgressBar(sys.stderr), split=args.split, seed=args.seed, chat=args.chat)
     meta = run_meta(str(args.model), task.name, args.split, records[0].n, args.batch_size, args.seed, llm.device)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from torch import nn
 
 from unmask.config import DecodeConfig
 from unmask.engine.api import Completion, StepOutput
@@ -64,14 +65,31 @@ def read_decode_defaults(path: Path) -> dict:
     return values
 
 
+def compiled(model: nn.Module) -> nn.Module:
+    """`torch.compile(model, dynamic=True)`, compiled now on a small input so that a missing compiler or an
+    unsupported backend fails here, with a message, rather than inside the first request. Eager is the default:
+    without the runner's static shapes the compiled forward only pays on some shapes (bench/step_time.py)."""
+    fast = torch.compile(model, dynamic=True)
+    device = next(model.parameters()).device
+    ids = torch.zeros(1, 4, dtype=torch.long, device=device)
+    try:
+        with torch.inference_mode():
+            fast(ids, torch.arange(4, device=device)[None], FullView(), None)
+    except Exception as e:   # noqa: BLE001 — any backend failure becomes one clear error
+        raise ConfigError(f"torch.compile failed on this machine ({type(e).__name__}: {str(e)[:300]}); "
+                          f"run without --compile") from None
+    return fast
+
+
 class LLM:
     """A diffusion language model ready to generate: `LLM("tiny-arith").generate(["2+2="])`."""
 
     def __init__(self, model: str | Path, device: str | torch.device | None = None,
-                 dtype: str | torch.dtype | None = None) -> None:
+                 dtype: str | torch.dtype | None = None, compile: bool = False) -> None:
         self.path = resolve_model(model)
         self.device = pick_device(device)
         self.model, spec = load_model(self.path, self.device, pick_dtype(dtype, self.device))
+        self.forward_model = compiled(self.model) if compile else self.model   # what the engine runs
         self.tokenizer = TextTokenizer(self.path)
         vocab = self.model.cfg.vocab_size
         stops = tuple(i for i in self.tokenizer.stop_ids() if i < vocab and i != spec.mask_id)
@@ -121,7 +139,7 @@ class LLM:
 
     def make_engine(self, **options: object) -> Engine:
         """A fresh Engine on this model (serving passes limits and `prompt_bucket=True`)."""
-        return Engine(self.model, self.spec, self.device, detokenize=self.tokenizer.decode, **options)
+        return Engine(self.forward_model, self.spec, self.device, detokenize=self.tokenizer.decode, **options)
 
     # ---- generation -------------------------------------------------------------------------------
     def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], config: DecodeConfig | str | None = None,

@@ -10,7 +10,7 @@ EXTRA_HINT = 'unmask serve needs the serve extra: pip install -e ".[serve]"  (Fa
 
 
 def register(sub) -> None:
-    from unmask.cli import add_decode_flags
+    from unmask.cli import add_decode_flags, add_runner_flags
     from unmask.engine.api import BATCHING
 
     p = sub.add_parser("serve", help="OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions)")
@@ -33,6 +33,7 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    add_runner_flags(p)
     add_decode_flags(p)
 
 
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from unmask.engine.llm import LLM
     from unmask.serve.app import ServeConfig, create_app
 
-    llm = LLM(args.model, device=args.device, dtype=args.dtype)
+    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
     base = decode_config(args, llm)
     settings = ServeConfig(model_name=args.served_model_name or args.model, api_key=args.api_key,
                            max_running=args.max_running, max_waiting=args.max_waiting, batching=args.batching,
