@@ -24,7 +24,7 @@ from unmask.engine.llm import LLM
 from unmask.errors import ConfigError, UnmaskError
 from unmask.outputs import check_output_dir, check_output_files
 
-DEFAULT_LIMIT = 64
+DEFAULT_LIMIT = 200
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_INVARIANCE_N = 16
 
