@@ -103,7 +103,7 @@ def make_record(llm: LLM, task: Task, examples: Sequence[Example], label: str, c
         extra["process_peak_rss_bytes"] = max_rss_bytes()
     if timed.invariance is not None:
         extra["invariance_n"] = timed.invariance_n
-    scores = [float(task.score(ex, c.text)) for ex, c in zip(examples, done)]
+    scores = [float(s) for s in task.score_all(examples, [c.text for c in done])]
     low, high = score_interval(scores)
     return BenchRecord(
         label=label, config=config_dict, task=task.name, n=n, score=statistics.fmean(scores),
