@@ -26,6 +26,7 @@ lm_eval discovers only its own models; `unmask lm-eval` is lm_eval's command lin
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from lm_eval.api.model import LM
@@ -67,6 +68,17 @@ def batch_size_of(value: Any) -> int:
     return size
 
 
+def available(device: str | None) -> str | None:
+    """lm_eval passes device="cuda:0" by default, GPU or not; like its HF model, fall back (with a warning)."""
+    import torch
+
+    if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
+        print(f"unmask lm_eval model: device {device!r} requested but CUDA is not available; using the CPU",
+              file=sys.stderr)
+        return "cpu"
+    return device
+
+
 def cut_at_stops(text: str, until: list[str]) -> str:
     """`text` up to the earliest occurrence of any stop string."""
     cut = min((at for at in (text.find(s) for s in until if s) if at >= 0), default=len(text))
@@ -92,7 +104,7 @@ class UnmaskLM(LM):
                  batch_size: Any = None, max_batch_size: Any = None, **decode: Any) -> None:
         super().__init__()
         overrides = decode_overrides(decode)
-        self.llm = LLM(str(pretrained), device=device, dtype=dtype)
+        self.llm = LLM(str(pretrained), device=available(device), dtype=dtype)
         self.config = (self.llm.default_config(**overrides) if preset is None
                        else self.llm.preset_config(str(preset), **overrides))
         self.chat, self.greedy_check, self.split_whitespace = bool(chat), bool(greedy_check), bool(split_whitespace)
