@@ -9,6 +9,7 @@ stderr: progress and the paths written. Exit 0 on success; the caller maps Unmas
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -64,15 +65,18 @@ def register(subparsers: Any) -> str:
 
 
 class ProgressBar:
-    """A `\\r` progress bar on a terminal; one line per config elsewhere (logs stay short)."""
+    """A `\\r` progress bar on a terminal; one line per config elsewhere (logs stay short); nothing under CI."""
 
     def __init__(self, stream: TextIO = sys.stderr, width: int = 24) -> None:
         self.stream, self.width = stream, width
+        self.quiet = bool(os.environ.get("CI"))
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.start = time.perf_counter()
         self.label = ""
 
     def __call__(self, done: int, total: int, label: str) -> None:
+        if self.quiet:
+            return
         elapsed = time.perf_counter() - self.start
         if self.tty:
             filled = self.width * done // max(total, 1)
