@@ -185,13 +185,13 @@ class Search:
                 on_trial()
 
     def front(self) -> list[FrontPoint]:
-        """The study's Pareto front, one point per distinct config, by rising cost."""
+        """The study's Pareto front by rising cost: one point per distinct (score, cost), its first trial."""
         seen, points = set(), []
-        for t in sorted(self.study.best_trials, key=lambda t: (t.values[1], -t.values[0])):
-            config = DecodeConfig.from_dict(t.user_attrs["config"])
-            if config in seen:
+        for t in sorted(self.study.best_trials, key=lambda t: (t.values[1], -t.values[0], t.number)):
+            if tuple(t.values) in seen:
                 continue
-            seen.add(config)
+            seen.add(tuple(t.values))
+            config = DecodeConfig.from_dict(t.user_attrs["config"])
             points.append(FrontPoint(f"search #{t.number}", config, (t.values[0], t.values[1])))
         return points
 
