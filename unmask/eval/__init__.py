@@ -1,4 +1,5 @@
 """Evaluation the field can compare with: the lm-evaluation-harness adapter (`lm_eval_adapter`, needs the
-`eval` extra), LLaDA's Monte-Carlo likelihood (`likelihood`), code tasks scored in a sandboxed subprocess
-(`code_tasks`, `code_scorer`), and the design-space search (`search`, needs the `search` extra).
-Nothing here is imported by the rest of unmask; optional dependencies are imported by the module that uses them."""
+`eval` extra; `unmask lm-eval`), LLaDA's Monte-Carlo likelihood (`likelihood`), and the design-space search
+(`search`, needs the `search` extra; `unmask search`). The code tasks live with the other bench tasks
+(`unmask/bench/tasks/code.py`, `sandbox.py`). Nothing else in unmask imports this package; optional
+dependencies are imported only by the module that uses them."""
