@@ -55,13 +55,13 @@ def draw(trial: Any, gen_length: int, seed: int) -> dict[str, Any]:
     elif commit in QUOTA_COMMITS:
         v["steps"] = gen_length
     if commit in THRESHOLD_COMMITS:
-        v["threshold"] = trial.suggest_float("threshold", 0.5, 0.99, step=0.01)
+        v["threshold"] = round(trial.suggest_float("threshold", 0.5, 0.99, step=0.01), 4)
     if commit == "factor":
-        v["factor"] = trial.suggest_float("factor", 0.5, 3.0, step=0.1)
+        v["factor"] = round(trial.suggest_float("factor", 0.5, 3.0, step=0.1), 4)
     if commit == "eb":
         v["eb_gamma"] = trial.suggest_categorical("eb_gamma", (0.01, 0.03, 0.1, 0.3, 1.0))
     if commit == "hierarchy":
-        v["low_threshold"] = trial.suggest_float("low_threshold", 0.1, 0.6, step=0.05)
+        v["low_threshold"] = round(trial.suggest_float("low_threshold", 0.1, 0.6, step=0.05), 4)
     if commit == "threshold":
         v["logits_fusion"] = trial.suggest_categorical("logits_fusion", ("none", "credit"))
     # floats on a grid, so each point's `--set` line is short and exact
@@ -73,10 +73,10 @@ def draw(trial: Any, gen_length: int, seed: int) -> dict[str, Any]:
     if cache == "feature":
         v["response_interval"] = trial.suggest_int("response_interval", 2, 10)
     if cache == "elastic":
-        v["gamma"] = trial.suggest_float("gamma", 0.5, 0.99, step=0.01)
+        v["gamma"] = round(trial.suggest_float("gamma", 0.5, 0.99, step=0.01), 4)
     v["remask"] = remask = trial.suggest_categorical("remask", REMASKS)
     if remask != "none":
-        v["remask_threshold"] = trial.suggest_float("remask_threshold", 0.5, 0.99, step=0.01)
+        v["remask_threshold"] = round(trial.suggest_float("remask_threshold", 0.5, 0.99, step=0.01), 4)
     v["cfg_scale"] = trial.suggest_categorical("cfg_scale", (0.0, 0.5, 1.0))
     return v
 
