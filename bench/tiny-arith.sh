@@ -4,9 +4,9 @@
 set -euo pipefail
 out=${OUT:-bench-out}
 unmask bench --model tiny-arith --out "$out/main" "$@"
-unmask bench --model tiny-arith --preset llada --sweep cache=none,prefix,dual,delayed,vicinity,feature,d2,elastic \
+unmask bench --model tiny-arith --limit 64 --preset llada --sweep cache=none,prefix,dual,delayed,vicinity,feature,d2,elastic \
   --out "$out/cache" "$@"
-unmask bench --model tiny-arith --preset fast-dllm,fast-dllm-dual,dkv-cache,dllm-cache,d2cache,elastic-cache \
+unmask bench --model tiny-arith --limit 300 --preset fast-dllm,fast-dllm-dual,dkv-cache,dllm-cache,d2cache,elastic-cache \
   --out "$out/cache-presets" "$@"
 mkdir -p docs
 cp "$out/main/tiny-arith-arith.json" docs/bench-tiny-arith.json

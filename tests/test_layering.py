@@ -15,6 +15,8 @@ FORBIDDEN = {
     "bench": ("serve", "models", "decoding", "cache", "train", "engine.step", "engine.group", "engine.build",
               "engine.runner"),
     "train": ("serve", "engine.runner"),
+    "eval": ("serve", "models", "decoding", "cache", "train", "engine.step", "engine.group", "engine.build",
+             "engine.runner", "engine.engine"),
 }
 CACHE_MAY_USE = ("models.cache_view", "models.spec", "decoding.state")
 

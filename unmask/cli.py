@@ -116,7 +116,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     add_runner_flags(gen)
     add_decode_flags(gen)
     sub.add_parser("presets", help="list the decoding presets and their settings")
-    for module_name in ("unmask.bench.command", "unmask.train.command", "unmask.serve.command"):
+    for module_name in ("unmask.bench.command", "unmask.train.command", "unmask.serve.command",
+                        "unmask.eval.lm_eval_command", "unmask.eval.search_command"):
         _register_optional(module_name, sub, handlers)
     return parser, handlers
 
@@ -131,8 +132,8 @@ def _register_optional(module_name: str, sub: Any, handlers: dict[str, Handler])
         if e.name == module_name:
             return
         raise
-    module.register(sub)
-    handlers[module_name.split(".")[-2]] = module.run
+    name = module.register(sub)  # the subcommand's name where it returns one, else its package's name
+    handlers[name if isinstance(name, str) else module_name.split(".")[-2]] = module.run
 
 
 def check_utf8(argv: list[str]) -> None:

@@ -30,13 +30,20 @@ def test_bench_writes_json_markdown_png_and_ends_with_json(llada_dir, tmp_path, 
         assert r["latency_p50_s"] <= r["latency_p95_s"] and r["peak_mem_bytes"] >= 0
         assert r["device"] and r["torch_version"] and r["git_sha"]
     assert base["config"]["steps"] == 8 and base["config"]["commit"] == "linear"
-    assert "| config | score | NFE |" in stdout and "| llada (baseline) |" in stdout
+    assert "| config | score [95% CI] | Δ vs baseline [95% CI] | McNemar p | NFE | TPF |" in stdout
+    assert "| llada (baseline) |" in stdout and "| family | AUP |" in stdout
+    for r in last["records"]:  # the new columns: interval, per-example scores, cold time, invariance
+        assert r["score_low"] <= r["score"] <= r["score_high"] and len(r["scores"]) == 4
+        assert r["cold_seconds"] > 0 and r["batch_invariance"] == 1.0 and r["extra"]["invariance_n"] == 4
+    assert base["paired"] is None and fast["paired"]["n"] == 4
+    assert fast["paired"]["diff"] == pytest.approx(fast["score"] - base["score"])
+    assert [a["family"] for a in last["aup"]] == ["llada", "fast-dllm"]
 
     stem = f"{llada_dir.name}-arith"
     doc = json.loads((out / f"{stem}.json").read_text())
     assert doc["records"] == last["records"] and doc["meta"]["n"] == 4
     md = (out / f"{stem}.md").read_text()
-    assert md.count("\n| ") == 3  # header + 2 records (the separator row starts with "|-")
+    assert md.count("\n| ") == 6  # header + 2 records, AUP header + 2 families (separator rows start with "|-")
     assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -9,6 +9,7 @@ stderr: progress and the paths written. Exit 0 on success; the caller maps Unmas
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,15 +17,17 @@ from typing import Any, TextIO
 
 from unmask.bench.configs import BenchSpec, parse_assignments, parse_presets, parse_sweeps
 from unmask.bench.plot import plot_records
-from unmask.bench.report import document, file_stem, json_line, markdown_table, run_meta, write_reports
+from unmask.bench.report import (aup_results, aup_table, document, file_stem, json_line, markdown_table, run_meta,
+                                 write_reports)
 from unmask.bench.run import run_bench
 from unmask.bench.tasks import TASKS, get_task
 from unmask.engine.llm import LLM
 from unmask.errors import ConfigError, UnmaskError
 from unmask.outputs import check_output_dir, check_output_files
 
-DEFAULT_LIMIT = 64
+DEFAULT_LIMIT = 200
 DEFAULT_BATCH_SIZE = 16
+DEFAULT_INVARIANCE_N = 16
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", help="task split (default test)")
     p.add_argument("--seed", type=int, default=0, help="decode seed of every config (default 0)")
     p.add_argument("--no-baseline", action="store_true", help="do not add the llada baseline")
+    p.add_argument("--invariance-n", type=int, default=DEFAULT_INVARIANCE_N,
+                   help=f"examples decoded again alone for the batch-invariance column (default "
+                        f"{DEFAULT_INVARIANCE_N}; 0 skips it)")
     p.add_argument("--chat", action="store_true", help="wrap prompts in the model's chat template")
     p.add_argument("--device", default=None, help="cuda | cpu | cuda:1 … (default: cuda if available)")
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
@@ -61,15 +67,18 @@ def register(subparsers: Any) -> str:
 
 
 class ProgressBar:
-    """A `\\r` progress bar on a terminal; one line per config elsewhere (logs stay short)."""
+    """A `\\r` progress bar on a terminal; one line per config elsewhere (logs stay short); nothing under CI."""
 
     def __init__(self, stream: TextIO = sys.stderr, width: int = 24) -> None:
         self.stream, self.width = stream, width
+        self.quiet = bool(os.environ.get("CI"))
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.start = time.perf_counter()
         self.label = ""
 
     def __call__(self, done: int, total: int, label: str) -> None:
+        if self.quiet:
+            return
         elapsed = time.perf_counter() - self.start
         if self.tty:
             filled = self.width * done // max(total, 1)
@@ -101,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size)):
         if value < 1:
             raise ConfigError(f"{flag} must be ≥ 1, got {value}")
+    if args.invariance_n < 0:
+        raise ConfigError(f"--invariance-n must be ≥ 0, got {args.invariance_n}")
     task = get_task(args.task, **parse_assignments(args.task_arg, "--task-arg", decode_fields=False))
     stem = file_stem({"model": str(args.model), "task": task.name})
     check_output_files(out, [f"{stem}.json", f"{stem}.md", f"{stem}.png"], "--out")
@@ -108,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     configs = spec_from_args(args).configs(task.gen_length)  # validate everything before loading the model
     llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
     records = run_bench(llm, task, configs, limit=args.limit, batch_size=args.batch_size,
-                        progress=ProgressBar(sys.stderr), split=args.split, seed=args.seed, chat=args.chat)
+                        progress=ProgressBar(sys.stderr), split=args.split, seed=args.seed, chat=args.chat,
+                        invariance_n=args.invariance_n)
     meta = run_meta(str(args.model), task.name, args.split, records[0].n, args.batch_size, args.seed, llm.device)
     paths = write_reports(records, meta, args.out)
     title = f"{Path(str(args.model)).name} on {task.name} (n={records[0].n}) · {meta['device']}"
@@ -116,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     written = [paths["json"], paths["md"]] + ([png] if png else [])
     print("bench: wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     print(markdown_table(records))
+    print()
+    print(aup_table(aup_results(records)))
     print(json_line(document(records, meta)), flush=True)
     return 0
 

@@ -92,6 +92,12 @@ def default_list(gen_length: int, block_length: int) -> list[tuple[str, dict[str
     return rows
 
 
+def family_of(label: str) -> str:
+    """The preset a config's label came from: "fast-dllm t=0.7" → "fast-dllm"; "k=4", "one-shot" → "llada"."""
+    head = label.split(" ")[0]
+    return BASELINE if head.startswith("k=") or head == "one-shot" else head
+
+
 def build(label: str, values: dict[str, Any]) -> DecodeConfig:
     try:
         return DecodeConfig.from_dict(values)

@@ -3,8 +3,19 @@
 Definitions (STYLE.md principle 18; the same for every config of a run):
 - `nfe`: mean model forwards per example (`Completion.nfe`).
 - `tokens`: completion-only tokens, counted up to the first EOS (`len(Completion.token_ids)`).
-- `tokens_per_nfe`: total tokens / total NFE.
-- `tokens_per_s`: total tokens / `seconds`, the wall time of the timed `generate` calls (warm-up excluded).
+- `tokens_per_nfe` (TPF, tokens per forward): total tokens / total NFE, tokens up to EOS as above and every
+  model forward counted (what d3LLM's `num_generated_tokens / nfe` and AUP use).
+- `tokens_per_s`: total tokens / `seconds`, the wall time of the timed `generate` calls (warm: after the
+  config's first call).
+- `cold_seconds`: wall time of the config's first `generate` call (one prompt: allocator, kernels, lazy init),
+  kept apart from the warm `seconds`. The first config of a run also pays the process's one-time costs.
+- `score_low` / `score_high`: the 95% interval of `score` (`unmask/bench/stats.py`); `scores` the per-example
+  scores, in example order (the same examples for every config of a run).
+- `paired`: this config against the run's baseline on the same examples (`stats.Paired`: difference, its
+  paired-bootstrap 95% interval, McNemar counts and exact p); None for the baseline or without one.
+- `batch_invariance`: the fraction of the first `extra["invariance_n"]` examples whose tokens decoded alone
+  (batch 1) equal their tokens in the run's batches; None when not measured (batch size 1, or turned off).
+- `family`: the preset a config came from (sweep points and fixed-k rows share one); AUP is per family.
 - `latency_p50_s` / `latency_p95_s`: per request, from the start of its batch's decode to the step at which
   that request finished (`Completion.seconds`); with `--batch-size 1` this is a lone request's latency.
 - `peak_mem_bytes`: on CUDA, `torch.cuda.max_memory_allocated` over the timed batches (stats reset first,
@@ -50,6 +61,13 @@ class BenchRecord:
     git_sha: str
     baseline: bool = False  # the re-measured reference config of this run
     extra: dict[str, Any] = field(default_factory=dict)
+    family: str = ""
+    cold_seconds: float = 0.0
+    score_low: float = 0.0
+    score_high: float = 1.0
+    scores: list[float] = field(default_factory=list)
+    paired: dict[str, Any] | None = None
+    batch_invariance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

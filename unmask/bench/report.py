@@ -5,7 +5,8 @@ The JSON document (`SCHEMA` = "unmask.bench/1"):
     {"schema": "unmask.bench/1",
      "meta": {"model", "task", "split", "n", "batch_size", "seed", "device", "torch_version", "git_sha",
               "python", "platform", "created" (UTC ISO 8601), "argv"},
-     "records": [BenchRecord.to_dict(), …]}   # fields and definitions: unmask/bench/record.py
+     "records": [BenchRecord.to_dict(), …],   # fields and definitions: unmask/bench/record.py
+     "aup": [AupResult.to_dict(), …]}         # one per config family (unmask/bench/aup.py)
 
 The file is indented; the stdout line is the same document, compact, on one line. NaN is never written.
 """
@@ -20,12 +21,23 @@ from typing import Any
 
 import torch
 
+from unmask.bench.aup import AupResult, aup_by_family
 from unmask.bench.record import BenchRecord, device_name, git_sha
 from unmask.outputs import write_atomic
 
 SCHEMA = "unmask.bench/1"
-COLUMNS = ("config", "score", "NFE", "tokens/NFE", "pos×layers/token", "tok/s", "p50 s", "p95 s", "peak mem MB",
-           "cache KB")
+COLUMNS = ("config", "score [95% CI]", "Δ vs baseline [95% CI]", "McNemar p", "NFE", "TPF", "pos×layers/token",
+           "tok/s", "cold s", "p50 s", "p95 s", "batch-inv", "peak mem MB", "cache KB")
+DEFINITIONS = (
+    "score: mean task score, with its 95% interval (Wilson for right/wrong scores, else bootstrap). "
+    "Δ vs baseline: score − the baseline's on the same examples, with a paired-bootstrap 95% interval; "
+    "McNemar p: exact two-sided test on the examples where the two disagree. NFE: model forwards per example. "
+    "TPF: tokens per forward (completion tokens up to EOS / forwards). tok/s: tokens / warm wall time. "
+    "cold s: the config's first call (one prompt), kept out of tok/s and latency. p50/p95: per-request latency "
+    "within its batch. batch-inv: fraction of checked examples whose tokens alone equal their batched tokens. "
+    "peak mem: CUDA max allocated, or growth of the process peak RSS on CPU. pos×layers/token: positions × "
+    "layers computed per generated token (what caches save). cache KB: mean per-request peak cache size. "
+    "AUP: accuracy under parallelism over a family's TPF sweep (d3LLM; unmask/bench/aup.py).")
 
 
 def run_meta(model: str, task: str, split: str, n: int, batch_size: int, seed: int,
@@ -37,8 +49,14 @@ def run_meta(model: str, task: str, split: str, n: int, batch_size: int, seed: i
             "argv": list(sys.argv if argv is None else argv)}
 
 
+def aup_results(records: list[BenchRecord]) -> list[AupResult]:
+    """AUP per config family of the run (the baseline joins the `llada` family)."""
+    return aup_by_family([(r.family or r.label, r.tokens_per_nfe, r.score) for r in records])
+
+
 def document(records: list[BenchRecord], meta: dict[str, Any]) -> dict[str, Any]:
-    return {"schema": SCHEMA, "meta": meta, "records": [r.to_dict() for r in records]}
+    return {"schema": SCHEMA, "meta": meta, "records": [r.to_dict() for r in records],
+            "aup": [a.to_dict() for a in aup_results(records)]}
 
 
 def json_line(doc: dict[str, Any]) -> str:
@@ -46,10 +64,21 @@ def json_line(doc: dict[str, Any]) -> str:
     return json.dumps(doc, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
 
+def _versus(r: BenchRecord) -> tuple[str, str]:
+    if r.paired is None:
+        return "–", "–"
+    p = r.paired
+    shown = f"{p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}]"
+    return shown, ("–" if p.get("p_value") is None else f"{p['p_value']:.3f}")
+
+
 def _row(r: BenchRecord) -> list[str]:
     label = f"{r.label} (baseline)" if r.baseline else r.label
-    return [label, f"{r.score:.3f}", f"{r.nfe:.1f}", f"{r.tokens_per_nfe:.2f}", f"{computed_per_token(r):.0f}",
-            f"{r.tokens_per_s:.1f}", f"{r.latency_p50_s:.3f}", f"{r.latency_p95_s:.3f}",
+    versus, p_value = _versus(r)
+    invariance = "–" if r.batch_invariance is None else f"{r.batch_invariance:.2f}"
+    return [label, f"{r.score:.3f} [{r.score_low:.3f}, {r.score_high:.3f}]", versus, p_value, f"{r.nfe:.1f}",
+            f"{r.tokens_per_nfe:.2f}", f"{computed_per_token(r):.0f}", f"{r.tokens_per_s:.1f}",
+            f"{r.cold_seconds:.3f}", f"{r.latency_p50_s:.3f}", f"{r.latency_p95_s:.3f}", invariance,
             f"{r.peak_mem_bytes / 2**20:.1f}", f"{r.extra.get('cache_bytes_mean', 0) / 1024:.0f}"]
 
 
@@ -65,6 +94,16 @@ def markdown_table(records: list[BenchRecord]) -> str:
     return "\n".join(lines)
 
 
+def aup_table(results: list[AupResult]) -> str:
+    """One row per config family: AUP, the (TPF, accuracy %) points it used and those it dropped."""
+    lines = ["| family | AUP | points (TPF, acc %) | dropped (> 5 points below the first) |", "|---|---|---|---|"]
+    for a in results:
+        used = ", ".join(f"({t:.2f}, {y:.1f})" for t, y in a.points)
+        dropped = ", ".join(f"({t:.2f}, {y:.1f})" for t, y in a.dropped) or "–"
+        lines.append(f"| {a.family} | {a.aup:.1f} | {used} | {dropped} |")
+    return "\n".join(lines)
+
+
 def markdown_report(records: list[BenchRecord], meta: dict[str, Any]) -> str:
     """A heading with the setup, the table, and the definitions of the columns."""
     return "\n".join([
@@ -75,11 +114,9 @@ def markdown_report(records: list[BenchRecord], meta: dict[str, Any]) -> str:
         "",
         markdown_table(records),
         "",
-        "score: mean task score. NFE: model forwards per example. tokens: completion only, up to EOS. "
-        "tok/s: tokens / timed wall time. p50/p95: per-request latency within its batch. "
-        "peak mem: CUDA max allocated, or growth of the process peak RSS on CPU. "
-        "pos×layers/token: positions × layers the model computed per generated token (what caches save). "
-        "cache KB: mean per-request peak cache size.",
+        aup_table(aup_results(records)),
+        "",
+        DEFINITIONS,
         "",
     ])
 

@@ -11,7 +11,7 @@ import random
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 from unmask.errors import ConfigError
 from unmask.registry import Registry
@@ -46,6 +46,10 @@ class Task(ABC):
     @abstractmethod
     def score(self, example: Example, completion: str) -> float:
         """1.0 for a correct completion, 0.0 otherwise; never raises on malformed text."""
+
+    def score_all(self, examples: Sequence[Example], completions: Sequence[str]) -> list[float]:
+        """`score` of each (example, completion) pair, in order (code tasks run several at once)."""
+        return [self.score(e, c) for e, c in zip(examples, completions)]
 
 
 TASKS = Registry[type[Task]]("task")
