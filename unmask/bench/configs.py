@@ -32,7 +32,7 @@ from unmask.settings import parse_assignments, parse_field, split_assignment  # 
 DEFAULT_BLOCK_LENGTH = 16
 FIXED_KS = (2, 4, 8, 16)
 THRESHOLDS = (0.9, 0.7, 0.5)
-QUOTA_RULES = ("linear", "dream", "dimple", "klass")
+QUOTA_RULES = ("linear", "dream", "dimple", "klass", "remdm")
 BASELINE = "llada"
 
 Config = tuple[str, DecodeConfig]  # (label, config)
@@ -72,7 +72,7 @@ def fitted(preset: str, gen_length: int, block_length: int, **values: Any) -> di
     """The preset's values with gen_length, block_length and (quota rules) steps fitted to the task."""
     base = dict(PRESETS[preset].values)
     base["gen_length"] = gen_length
-    if "block_length" in base:
+    if base.get("block_length") is not None:   # whole-sequence presets (block_length None) stay whole-sequence
         base["block_length"] = block_length
     if base.get("commit", "linear") in QUOTA_RULES:
         base["steps"] = gen_length
