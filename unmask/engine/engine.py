@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 from unmask.config import DecodeConfig
+from unmask.decoding.uniform import check_uniform_config
 from unmask.engine.api import BATCHING, Completion, FinishReason, StepOutput
+from unmask.engine.canvas_group import CanvasGroup
 from unmask.engine.group import Group
 from unmask.engine.memory import available_bytes, describe, row_bytes
 from unmask.engine.request import RequestState
@@ -89,6 +91,8 @@ class Engine:
         if not isinstance(config, DecodeConfig):
             raise ConfigError(f"config must be a DecodeConfig, got {type(config).__name__}")
         ids = self.check_prompt(prompt_ids)
+        if self.spec.corruption == "uniform":
+            check_uniform_config(config, self.spec.canvas_length)
         total = len(ids) + config.gen_length
         if total > self.spec.context_len:
             raise RequestError(f"prompt ({len(ids)} tokens) + gen_length ({config.gen_length}) = {total} exceeds the "
@@ -227,7 +231,8 @@ class Engine:
             longest = max(r.prompt_length for r in requests)
             width = min(bucket(longest), self.spec.context_len - requests[0].config.gen_length) \
                 if self.prompt_bucket else longest
-            group = Group(requests[0].config, width, self.model, self.spec, self.device)
+            kind = CanvasGroup if self.spec.attention == "encoder_canvas" else Group
+            group = kind(requests[0].config, width, self.model, self.spec, self.device)
             group.key = requests[0].group_key
             group.join(requests)
             self.groups.append(group)
