@@ -1,14 +1,15 @@
-"""Tiny random DiffusionGemma checkpoints written with transformers' own classes (a test-only dependency)."""
+"""Tiny random DiffusionGemma checkpoints written with transformers' own classes (a test-only dependency), with
+the character tokenizer's 84-token vocabulary (pad 0, EOS 1) so that text prompts work too."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-TEXT = dict(vocab_size=97, hidden_size=32, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+TEXT = dict(vocab_size=84, hidden_size=32, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
             intermediate_size=48, moe_intermediate_size=16, num_experts=4, top_k_experts=2, num_hidden_layers=3,
             layer_types=["sliding_attention", "sliding_attention", "full_attention"], sliding_window=6,
-            max_position_embeddings=512, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+            max_position_embeddings=512, pad_token_id=0, bos_token_id=2, eos_token_id=1,
             global_head_dim=16, num_global_key_value_heads=1)
 VISION = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
               intermediate_size=16, patch_size=2, position_embedding_size=8)
@@ -38,6 +39,9 @@ def reference_model(canvas_length: int = 8, seed: int = 0, **text_overrides):
 
 
 def write_reference(path: Path, canvas_length: int = 8, seed: int = 0, **text_overrides):
+    from unmask.train.char_tokenizer import save_char_tokenizer
+
     model = reference_model(canvas_length, seed, **text_overrides)
     model.save_pretrained(str(path))
+    save_char_tokenizer(path)
     return model

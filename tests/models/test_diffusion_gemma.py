@@ -33,7 +33,7 @@ def fresh_cache(reference):
 
 def test_spec_declares_uniform_corruption_and_encoder_canvas(pair):
     _, model, spec, _ = pair
-    assert (spec.corruption, spec.attention, spec.canvas_length, spec.eos_ids) == ("uniform", "encoder_canvas", C, (2,))
+    assert (spec.corruption, spec.attention, spec.canvas_length, spec.eos_ids) == ("uniform", "encoder_canvas", C, (1,))
     assert [layer.sliding for layer in model.layers] == [True, True, False]
     assert model.layers[2].self_attn.head_dim == 16 and model.layers[2].self_attn.n_kv == 1   # global layer
     assert model.layers[2].self_attn.v_proj is None                                            # k = v
@@ -43,7 +43,7 @@ def test_spec_declares_uniform_corruption_and_encoder_canvas(pair):
 def test_logits_match_transformers_with_and_without_self_conditioning(pair):
     reference, model, _, _ = pair
     gen = torch.Generator().manual_seed(1)
-    prompt, canvas = torch.randint(3, 97, (1, P), generator=gen), torch.randint(0, 97, (1, C), generator=gen)
+    prompt, canvas = torch.randint(4, 84, (1, P), generator=gen), torch.randint(0, 84, (1, C), generator=gen)
     cache = fresh_cache(reference)
     want = reference(input_ids=prompt, cache=cache, decoder_input_ids=canvas).logits
     kv = model.encode(prompt[0])
@@ -63,7 +63,7 @@ def test_second_canvas_attends_to_the_encoded_first(pair):
     """Block two: the first canvas is encoded onto the prompt's cache (causal, sliding window across the seam)."""
     reference, model, _, _ = pair
     gen = torch.Generator().manual_seed(2)
-    prompt, first, second = (torch.randint(3, 97, (1, n), generator=gen) for n in (P, C, C))
+    prompt, first, second = (torch.randint(4, 84, (1, n), generator=gen) for n in (P, C, C))
     cache = fresh_cache(reference)
     reference(input_ids=prompt, cache=cache, decoder_input_ids=first)
     want = reference(input_ids=first, cache=cache, decoder_input_ids=second).logits
@@ -76,9 +76,9 @@ def test_second_canvas_attends_to_the_encoded_first(pair):
 def test_rows_of_different_prompt_lengths_decode_as_alone(pair):
     _, model, _, _ = pair
     gen = torch.Generator().manual_seed(3)
-    prompts = [torch.randint(3, 97, (n,), generator=gen) for n in (4, 13)]
-    canvases = torch.randint(0, 97, (2, C), generator=gen)
-    sc = torch.randn(2, C, 97, generator=gen)
+    prompts = [torch.randint(4, 84, (n,), generator=gen) for n in (4, 13)]
+    canvases = torch.randint(0, 84, (2, C), generator=gen)
+    sc = torch.randn(2, C, 84, generator=gen)
     kvs = [model.encode(p) for p in prompts]
     positions = torch.stack([torch.arange(len(p), len(p) + C) for p in prompts])
     both = model.decode(canvases, positions, kvs, sc, torch.tensor([True, False]))

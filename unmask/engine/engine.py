@@ -91,8 +91,7 @@ class Engine:
         if not isinstance(config, DecodeConfig):
             raise ConfigError(f"config must be a DecodeConfig, got {type(config).__name__}")
         ids = self.check_prompt(prompt_ids)
-        if self.spec.corruption == "uniform":
-            check_uniform_config(config, self.spec.canvas_length)
+        self.check_config(config)
         total = len(ids) + config.gen_length
         if total > self.spec.context_len:
             raise RequestError(f"prompt ({len(ids)} tokens) + gen_length ({config.gen_length}) = {total} exceeds the "
@@ -164,6 +163,11 @@ class Engine:
         return held
 
     # ---- inside a step ----------------------------------------------------------------------------
+    def check_config(self, config: DecodeConfig) -> None:
+        """ConfigError when `config` asks for something this model's corruption kind cannot do."""
+        if self.spec.corruption == "uniform":
+            check_uniform_config(config, self.spec.canvas_length)
+
     def check_prompt(self, prompt_ids, allow_mask: bool = False) -> list[int]:
         """The ids as a list of ints, or RequestError naming the bad id (floats, bools, out of vocabulary)."""
         if not isinstance(prompt_ids, (list, tuple)) or not prompt_ids:

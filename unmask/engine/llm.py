@@ -165,6 +165,9 @@ class LLM:
     @torch.inference_mode()
     def logits(self, token_ids: Sequence[Sequence[int]]) -> torch.Tensor:
         """Bidirectional logits (B, L, V), aligned so row i predicts token i (the model's shift applied)."""
+        if self.spec.attention == "encoder_canvas":
+            raise RequestError("logits() reads a masked sequence in one forward; an encoder–canvas model "
+                               "(DiffusionGemma) predicts canvases from an encoded prompt: use generate()")
         ids = self.encode(token_ids, allow_mask=True)
         if len({len(r) for r in ids}) != 1:
             raise RequestError("logits() needs sequences of equal length")
