@@ -15,6 +15,17 @@ VISION = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_ke
               intermediate_size=16, patch_size=2, position_embedding_size=8)
 
 
+@pytest.fixture(scope="module", autouse=False)
+def one_thread():
+    """Tiny models run ~25× slower on two threads on a shared two-core machine (thread contention): one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def reference_model(canvas_length: int = 8, seed: int = 0, **text_overrides):
     """transformers' DiffusionGemmaForBlockDiffusion with random weights (norms and scalars randomised too, so
     a parity test cannot pass with a weight that is read wrongly but happens to be 1)."""

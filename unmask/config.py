@@ -34,6 +34,8 @@ class DecodeConfig:
                             "entropy-threshold: entropy < threshold")
     eb_gamma: float = knob(0.15, "eb (EB-Sampler): accept the lowest-entropy candidates while Σ entropy − max entropy "
                            "≤ eb_gamma nats (SGLang's default 0.15)")
+    canvas_steps: int = knob(48, "uniform corruption (DiffusionGemma): most denoising steps per canvas "
+                             "(max_denoising_steps)")
     t_min: float = knob(0.4, "uniform corruption (DiffusionGemma): temperature at a canvas's last denoising step; "
                         "the schedule falls linearly from t_max at its first")
     t_max: float = knob(0.8, "uniform corruption (DiffusionGemma): temperature at a canvas's first denoising step")

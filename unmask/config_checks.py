@@ -36,7 +36,7 @@ TYPES.update({"prompt_interval": int, "response_interval": int, "rho": (float, i
 TYPES.update({"remdm_schedule": str, "eta": (float, int), "t_on": (float, int), "t_off": (float, int),
               "alpha_on": (float, int)})
 # uniform corruption (DiffusionGemma)
-TYPES.update({"t_min": (float, int), "t_max": (float, int), "stability_threshold": int,
+TYPES.update({"canvas_steps": int, "t_min": (float, int), "t_max": (float, int), "stability_threshold": int,
               "confidence_threshold": (float, int)})
 MAX_TEMPERATURE = 100.0  # softmax(logits / T) is already uniform to float precision long before this
 MAX_INT = 2**31 - 1  # no size or count knob is meaningful beyond this (tensors are indexed with int32 here and there)
@@ -55,7 +55,7 @@ FLOAT_RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     "alpha_on": (0.0, False, 1.0, False), "t_min": (0.0, True, MAX_TEMPERATURE, True),
     "t_max": (0.0, False, MAX_TEMPERATURE, True), "confidence_threshold": (0.0, False, None, False)}
 POSITIVE_INTS = ("gen_length", "steps", "block_length", "top_k", "remask_budget", "cache_update_freq", "cache_reloading_step",
-                 "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num", "dus_base", "kl_history")
+                 "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num", "dus_base", "kl_history", "canvas_steps")
 NON_NEGATIVE_INTS = ("vicinity_size", "vicinity_warmup_steps", "inflate_w", "stability_threshold")
 
 

@@ -66,7 +66,7 @@ PRESETS: dict[str, Preset] = {
         "arXiv 2505.24857 (EB-Sampler)",
         "entropy-bounded unmasking: lowest-entropy tokens while Σ H − max H ≤ 0.15 nats (SGLang default), block 32"),
     "diffusion-gemma": Preset(
-        {"gen_length": 256, "steps": 48, "commit": "eb", "eb_gamma": 0.1, "alg": "entropy", "t_min": 0.4,
+        {"gen_length": 256, "canvas_steps": 48, "commit": "eb", "eb_gamma": 0.1, "alg": "entropy", "t_min": 0.4,
          "t_max": 0.8, "stability_threshold": 1, "confidence_threshold": 0.005},
         "DiffusionGemma (transformers DiffusionGemmaGenerationConfig defaults)",
         "uniform corruption: random canvas of 256, ≤ 48 steps per canvas, entropy bound 0.1, temperature 0.8 → 0.4, "

@@ -7,18 +7,21 @@ import json
 import pytest
 import torch
 
-from dg_reference import write_reference
+from dg_reference import one_thread, write_reference  # noqa: F401 (one_thread: a fixture)
 from unmask.config import DecodeConfig
 from unmask.engine.engine import Engine
 from unmask.errors import ConfigError, RequestError
 from unmask.models.loader import load_model
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 C = 8
 PROMPTS = ([5, 17, 33, 9, 60, 41, 12], [40, 7], [11, 22, 33, 44, 55, 66, 77, 8, 9, 10, 12, 13])
 # (knobs, as transformers names them): partial acceptance; stop after each canvas's first step
 SETTINGS = {
-    "accept": dict(steps=6, eb_gamma=0.5, t_min=0.05, t_max=0.1, stability_threshold=1, confidence_threshold=0.3),
-    "stop": dict(steps=6, eb_gamma=0.5, t_min=0.4, t_max=0.8, stability_threshold=0, confidence_threshold=10.0),
+    "accept": dict(canvas_steps=6, eb_gamma=0.5, t_min=0.05, t_max=0.1, stability_threshold=1,
+                   confidence_threshold=0.3),
+    "stop": dict(canvas_steps=6, eb_gamma=0.5, t_min=0.4, t_max=0.8, stability_threshold=0,
+                 confidence_threshold=10.0),
 }
 
 
@@ -30,11 +33,11 @@ def checkpoint(tmp_path_factory):
     return reference, model, spec, path
 
 
-def reference_generate(reference, prompt, seed, gen_length, steps, eb_gamma, **knobs):
+def reference_generate(reference, prompt, seed, gen_length, canvas_steps, eb_gamma, **knobs):
     from transformers import EntropyBoundSamplerConfig
 
     torch.manual_seed(seed)
-    out = reference.generate(torch.tensor([prompt]), max_new_tokens=gen_length, max_denoising_steps=steps,
+    out = reference.generate(torch.tensor([prompt]), max_new_tokens=gen_length, max_denoising_steps=canvas_steps,
                              sampler_config=EntropyBoundSamplerConfig(entropy_bound=eb_gamma), eos_token_id=[1],
                              pad_token_id=0, **knobs)
     new = out.sequences[0, len(prompt):].tolist()
@@ -67,7 +70,7 @@ def test_seeded_generate_equals_transformers(checkpoint, setting):
         (got,) = run(model, spec, [(prompt, config)])
         assert got.token_ids == want
         assert got.tokens_per_forward == pytest.approx(tpf, rel=1e-6)
-        assert got.nfe <= knobs["steps"] * n_canvases
+        assert got.nfe <= knobs["canvas_steps"] * n_canvases
         canvases.append(n_canvases)
         if setting == "stop":
             assert got.nfe == n_canvases   # every canvas stopped after its first step
@@ -91,6 +94,7 @@ def test_a_batch_gives_each_request_its_tokens_alone(checkpoint):
     (dict(temperature=0.7), "linear schedule"),
     (dict(block_length=16), "canvases of 8"),
     (dict(t_min=0.9), "t_max"),
+    (dict(steps=12), "canvas_steps"),
 ])
 def test_incompatible_rules_and_caches_are_refused_with_the_reason(checkpoint, override, reason):
     _, model, spec, _ = checkpoint
@@ -104,10 +108,10 @@ def test_llm_generates_text_with_the_model_preset(checkpoint):
 
     llm = LLM(checkpoint[3], device="cpu")
     assert llm.default_config().commit == "eb" and llm.spec.default_preset == "diffusion-gemma"
-    outs = llm.generate(["2+2=", "hello"], DecodeConfig.preset("diffusion-gemma", gen_length=16, steps=4, seed=3))
+    config = DecodeConfig.preset("diffusion-gemma", gen_length=16, canvas_steps=4, seed=3)
+    outs = llm.generate(["2+2=", "hello"], config)
     assert all(o.finish_reason in ("eos", "length") and 1 <= o.nfe <= 8 for o in outs)
-    assert outs[0].token_ids == llm.generate(["2+2="], DecodeConfig.preset("diffusion-gemma", gen_length=16,
-                                                                           steps=4, seed=3))[0].token_ids
+    assert outs[0].token_ids == llm.generate(["2+2="], config)[0].token_ids
     with pytest.raises(RequestError, match="generate"):
         llm.logits([[4, 5, 6]])
 
@@ -115,7 +119,7 @@ def test_llm_generates_text_with_the_model_preset(checkpoint):
 def test_cli_generate(checkpoint, capsys):
     from unmask.cli import main
 
-    rc = main(["generate", "--model", str(checkpoint[3]), "--json", "--set", "gen_length=16", "--set", "steps=3",
+    rc = main(["generate", "--model", str(checkpoint[3]), "--json", "--set", "gen_length=16", "--canvas-steps", "3",
                "--set", "seed=1", "12+30="])
     assert rc == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -130,7 +134,7 @@ def test_serve_completion_and_refusal(checkpoint):
     from unmask.serve.app import ServeConfig, create_app
 
     llm = LLM(checkpoint[3], device="cpu")
-    app = create_app(llm, llm.preset_config("diffusion-gemma", steps=3), ServeConfig("dg", max_tokens=32))
+    app = create_app(llm, llm.preset_config("diffusion-gemma", canvas_steps=3), ServeConfig("dg", max_tokens=32))
     with TestClient(app) as client:
         ok = client.post("/v1/completions", json={"model": "dg", "prompt": "1+2=", "max_tokens": 12, "seed": 4})
         assert ok.status_code == 200, ok.text

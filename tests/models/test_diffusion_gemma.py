@@ -10,10 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from dg_reference import write_reference
+from dg_reference import one_thread, write_reference  # noqa: F401 (one_thread: a fixture)
 from unmask.errors import CheckpointError
 from unmask.models.loader import load_model
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 P, C = 11, 8   # a prompt longer than the sliding window (6): the sliding layers' K/V are trimmed
 
 

@@ -16,6 +16,7 @@ from unmask.errors import ConfigError
 
 # DecodeConfig fields the uniform family ignores or cannot honour → why (checked before a request is queued)
 REFUSED = {
+    "steps": (None, "steps is the quota of mask models; a canvas takes at most canvas_steps steps"),
     "cache": ("none", "the prompt's encoder K/V cache is built into the encoder–canvas layout; the canvas is "
               "recomputed every step, so mask-model caches have nothing to reuse"),
     "remask": ("none", "uniform corruption renoises every rejected position each step instead of remasking"),

@@ -96,7 +96,7 @@ class CanvasGroup:
             index = torch.tensor(starting, device=self.device)
             self.conditioned[index] = False
             self.history[index] = -1
-            self.remaining[index] = self.config.steps
+            self.remaining[index] = self.config.canvas_steps
 
     def step(self) -> list[StepOutput]:
         arriving, self.arriving = self.arriving, []
@@ -109,7 +109,7 @@ class CanvasGroup:
         conditioned = self.conditioned if bool(self.conditioned.any()) else None
         logits = self.model.decode(self.canvas, positions, [row.kv for row in self.state],
                                    self.conditioning if conditioned is not None else None, conditioned)
-        logits = logits / temperatures(self.remaining, cfg.steps, cfg.t_min, cfg.t_max)[:, None, None]
+        logits = logits / temperatures(self.remaining, cfg.canvas_steps, cfg.t_min, cfg.t_max)[:, None, None]
         proposals = sample_proposals(logits.softmax(-1, dtype=torch.float32), generators)
         self.argmax = logits.argmax(-1)
         accept = entropy_bound_accept(logits, cfg.eb_gamma)
