@@ -24,6 +24,9 @@ SETTINGS = {
                  confidence_threshold=10.0),
 }
 
+# (seed, prompt) per setting, chosen to cover EOS in the first, second and fourth canvas and no EOS at all
+CASES = {"accept": [(0, 0), (16, 0), (5, 1), (19, 1)], "stop": [(0, 0), (2, 0), (3, 1)]}
+
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
@@ -63,8 +66,9 @@ def run(model, spec, requests, join_later=()):
 def test_seeded_generate_equals_transformers(checkpoint, setting):
     reference, model, spec, _ = checkpoint
     knobs = SETTINGS[setting]
-    canvases = []
-    for seed, prompt in [(0, PROMPTS[0]), (2, PROMPTS[0]), (5, PROMPTS[1])]:
+    canvases, reasons = [], set()
+    for seed, which in CASES[setting]:
+        prompt = PROMPTS[which]
         want, n_canvases, tpf = reference_generate(reference, prompt, seed, 32, **knobs)
         config = DecodeConfig.preset("diffusion-gemma", gen_length=32, seed=seed, **knobs)
         (got,) = run(model, spec, [(prompt, config)])
@@ -72,9 +76,10 @@ def test_seeded_generate_equals_transformers(checkpoint, setting):
         assert got.tokens_per_forward == pytest.approx(tpf, rel=1e-6)
         assert got.nfe <= knobs["canvas_steps"] * n_canvases
         canvases.append(n_canvases)
+        reasons.add(got.finish_reason)
         if setting == "stop":
             assert got.nfe == n_canvases   # every canvas stopped after its first step
-    assert max(canvases) >= 2
+    assert max(canvases) >= 2 and reasons == {"eos", "length"}
 
 
 def test_a_batch_gives_each_request_its_tokens_alone(checkpoint):
