@@ -147,3 +147,23 @@ def test_serve_completion_and_refusal(checkpoint):
         bad = client.post("/v1/completions", json={"model": "dg", "prompt": "1+2=", "max_tokens": 8,
                                                    "unmask": {"overrides": {"cache": "prefix"}}})
         assert bad.status_code == 400 and "encoder K/V cache" in bad.json()["error"]["message"]
+
+
+def test_the_checkpoints_generation_config_sets_the_defaults(checkpoint, tmp_path):
+    import shutil
+
+    from unmask import LLM
+    from unmask.errors import CheckpointError
+
+    path = tmp_path / "dg"
+    shutil.copytree(checkpoint[3], path)
+    generation = {"max_denoising_steps": 12, "t_min": 0.2, "t_max": None, "eos_token_id": [1, 7],
+                  "sampler_config": {"entropy_bound": 0.3, "_cls_name": "EntropyBoundSamplerConfig"}}
+    (path / "generation_config.json").write_text(json.dumps(generation))
+    llm = LLM(path, device="cpu")
+    config = llm.default_config()
+    assert (config.canvas_steps, config.eb_gamma, config.t_min, config.t_max) == (12, 0.3, 0.2, 0.8)
+    assert 7 in llm.spec.eos_ids
+    (path / "generation_config.json").write_text(json.dumps({"t_min": -1.0}))
+    with pytest.raises(CheckpointError, match="generation_config.json.*t_min"):
+        LLM(path, device="cpu")

@@ -22,7 +22,7 @@ from unmask.decoding.uniform import (StableAndConfident, entropy_bound_accept, r
                                      temperatures)
 from unmask.engine.api import Completion, FinishReason, StepOutput
 from unmask.engine.request import RequestState
-from unmask.models.diffusion_gemma import PromptKV
+from unmask.models.diffusion_gemma import PromptKV, stack_prompts
 from unmask.models.spec import DiffusionSpec
 
 
@@ -35,7 +35,8 @@ class CanvasRow:
     kv: PromptKV = field(default_factory=PromptKV)
     generated: list[int] = field(default_factory=list)
     nfe: int = 0
-    starting: bool = True   # the next step opens a new canvas
+    starting: bool = True        # the next step opens a new canvas
+    starting_step: bool = True   # the next step is its canvas's first (no self-conditioning signal)
 
 
 class CanvasGroup:
@@ -50,6 +51,7 @@ class CanvasGroup:
         self.stopper = StableAndConfident(config.stability_threshold, config.confidence_threshold)
         self.canvas = self.argmax = self.conditioning = self.history = self.remaining = None
         self.conditioned: Tensor | None = None
+        self.prompt_kv = None   # the rows' K/V stacked for the decoder; rebuilt when a row's K/V or the rows change
         self.last_step_cost = 0
 
     def __len__(self) -> int:
@@ -62,7 +64,7 @@ class CanvasGroup:
     def join(self, requests: list[RequestState]) -> None:
         B, C, dev = len(requests), self.C, self.device
         fresh = {"canvas": torch.zeros(B, C, dtype=torch.long, device=dev), "argmax": None,
-                 "conditioning": torch.zeros(B, C, self.vocab, device=dev),
+                 "conditioning": torch.zeros(B, C, self.vocab, device=dev, dtype=self.model.embed.weight.dtype),
                  "conditioned": torch.zeros(B, dtype=torch.bool, device=dev),
                  "history": self.stopper.fresh_history(B, C, dev),
                  "remaining": torch.zeros(B, dtype=torch.long, device=dev)}
@@ -72,11 +74,13 @@ class CanvasGroup:
             setattr(self, name, value if old is None else torch.cat([old, value]))
         self.rows += requests
         self.state += [CanvasRow(r, list(r.prompt_ids)) for r in requests]
+        self.prompt_kv = None
 
     def keep(self, rows: list[int]) -> None:
         if len(rows) == len(self.rows):
             return
         self.rows, self.state = [self.rows[r] for r in rows], [self.state[r] for r in rows]
+        self.prompt_kv = None
         index = torch.tensor(rows, dtype=torch.long, device=self.device)
         for name in ("canvas", "argmax", "conditioning", "conditioned", "history", "remaining"):
             setattr(self, name, getattr(self, name)[index] if rows else None)
@@ -90,9 +94,10 @@ class CanvasGroup:
             ids = torch.tensor(row.pending, dtype=torch.long, device=self.device)
             row.kv = self.model.encode(ids, row.kv)
             row.request.computed += len(row.pending) * len(self.model.layers)
-            row.pending, row.starting = [], False
+            row.pending, row.starting, row.starting_step = [], False, True
             self.canvas[r] = random_canvas([row.request.generator], self.C, self.vocab, self.device)[0]
         if starting:
+            self.prompt_kv = None
             index = torch.tensor(starting, device=self.device)
             self.conditioned[index] = False
             self.history[index] = -1
@@ -106,9 +111,11 @@ class CanvasGroup:
         cfg, generators = self.config, [row.request.generator for row in self.state]
         positions = torch.stack([torch.arange(row.kv.length, row.kv.length + self.C, device=self.device)
                                  for row in self.state])
-        conditioned = self.conditioned if bool(self.conditioned.any()) else None
-        logits = self.model.decode(self.canvas, positions, [row.kv for row in self.state],
-                                   self.conditioning if conditioned is not None else None, conditioned)
+        if self.prompt_kv is None:
+            self.prompt_kv = stack_prompts([row.kv for row in self.state])
+        fresh = all(row.starting_step for row in self.state)   # no row has a previous prediction yet
+        logits = self.model.decode(self.canvas, positions, self.prompt_kv, None if fresh else self.conditioning,
+                                   None if fresh else self.conditioned)
         logits = logits / temperatures(self.remaining, cfg.canvas_steps, cfg.t_min, cfg.t_max)[:, None, None]
         proposals = sample_proposals(logits.softmax(-1, dtype=torch.float32), generators)
         self.argmax = logits.argmax(-1)
@@ -131,6 +138,7 @@ class CanvasGroup:
         for r, row in enumerate(self.state):
             req, draft = row.request, host[2 * B + r * C: 2 * B + (r + 1) * C]
             row.nfe += 1
+            row.starting_step = False
             req.computed += self.last_step_cost
             req.model_rows += 1
             out = StepOutput(req.request_id, canvas=row.generated + draft if req.stream_canvas else None)

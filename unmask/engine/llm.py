@@ -13,7 +13,7 @@ from unmask.engine.api import Completion, StepOutput
 from unmask.engine.engine import Engine
 from unmask.errors import CheckpointError, ConfigError, GenerationError, RequestError
 from unmask.models.cache_view import FullView
-from unmask.models.loader import load_model
+from unmask.models.loader import generation_defaults, load_model
 from unmask.models.resolve import resolve_model
 from unmask.models.tokenizer import TextTokenizer
 
@@ -57,10 +57,15 @@ def read_decode_defaults(path: Path) -> dict:
         raise CheckpointError(f"{file} is not valid JSON: {e}") from None
     if not isinstance(values, dict):
         raise CheckpointError(f"{file} must be a JSON object of decode settings, got {type(values).__name__}")
+    return checked_defaults(values, str(file))
+
+
+def checked_defaults(values: dict, source: str) -> dict:
+    """`values` when they form a valid DecodeConfig on their own; else CheckpointError naming `source`."""
     try:
         DecodeConfig.from_dict(values)  # unknown or invalid settings fail here, naming the field
     except ConfigError as e:
-        raise CheckpointError(f"{file}: {e}") from None
+        raise CheckpointError(f"{source}: {e}") from None
     return values
 
 
@@ -75,8 +80,10 @@ class LLM:
         self.tokenizer = TextTokenizer(self.path)
         vocab = self.model.cfg.vocab_size
         stops = tuple(i for i in self.tokenizer.stop_ids() if i < vocab and i != spec.mask_id)
-        self.spec = replace(spec, eos_ids=tuple(sorted(set(spec.eos_ids) | set(stops))))
-        self.decode_defaults = read_decode_defaults(self.path)
+        generation, eos = generation_defaults(self.path)   # the reference sampler's settings, where it reads them
+        self.spec = replace(spec, eos_ids=tuple(sorted(set(spec.eos_ids) | set(stops) | set(eos))))
+        self.decode_defaults = {**checked_defaults(generation, "generation_config.json"),
+                                **read_decode_defaults(self.path)}
         self.engine = self.make_engine()   # for input checks; generate() runs its own
         self.max_token_chars = max((len(t) for t in self.tokenizer.backend.get_vocab()), default=64) or 64
 

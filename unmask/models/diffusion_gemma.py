@@ -22,11 +22,11 @@ from torch import Tensor, nn
 
 from unmask.models.attention import attend
 from unmask.models.diffusion_gemma_config import (ARCHITECTURES, IGNORED_PREFIXES, MODEL_TYPES, GemmaConfig,
-                                                  LayerShape, from_config, name_map)
+                                                  LayerShape, from_config, generation_defaults, name_map)
 from unmask.models.gemma_blocks import ACTIVATIONS, Experts, GatedMLP, GemmaNorm, Router, inverse_frequencies, rotate
 
-__all__ = ["ARCHITECTURES", "IGNORED_PREFIXES", "MODEL_TYPES", "DiffusionGemma", "PromptKV", "build",
-           "from_config", "name_map"]
+__all__ = ["ARCHITECTURES", "IGNORED_PREFIXES", "MODEL_TYPES", "DiffusionGemma", "PromptKV", "StackedKV", "build",
+           "from_config", "generation_defaults", "name_map", "stack_prompts"]
 
 
 @dataclass
@@ -161,13 +161,16 @@ class DiffusionGemma(nn.Module):
         return kv
 
     # ---- the canvas decoder -----------------------------------------------------------------------
-    def decode(self, canvas: Tensor, positions: Tensor, prompts: list[PromptKV],
+    def decode(self, canvas: Tensor, positions: Tensor, prompts: list[PromptKV] | list[StackedKV],
                self_conditioning: Tensor | None = None, conditioned: Tensor | None = None) -> Tensor:
         """Logits (B, C, V) float32, soft-capped, for canvases (B, C) at `positions` (B, C).
 
-        prompts: each row's encoder K/V. self_conditioning: (B, C, V) the previous step's (processed)
-        logits, or None; conditioned: (B,) bool, rows that use them (the others get no signal).
+        prompts: each row's encoder K/V, or `stack_prompts` of them (callers that decode many steps over the
+        same K/V stack once). self_conditioning: (B, C, V) the previous step's (processed) logits, or None;
+        conditioned: (B,) bool, rows that use them (the others get no signal).
         """
+        if prompts and isinstance(prompts[0], PromptKV):
+            prompts = stack_prompts(prompts)
         h = self.embed_tokens(canvas)
         soft = None
         if self_conditioning is not None:
@@ -178,28 +181,33 @@ class DiffusionGemma(nn.Module):
                 soft = soft * conditioned.to(soft.dtype)[:, None, None]
         h = self.self_conditioning(h, soft)
         B, C = canvas.shape
-        for i, layer in enumerate(self.layers):
-            keys, values, key_mask = stacked(prompts, i)
+        for layer, (keys, values, key_mask) in zip(self.layers, prompts):
             q, k, v = layer.self_attn.project(layer.input_layernorm(h), positions)
-            mask = torch.cat([key_mask, key_mask.new_ones(B, C)], 1)[:, None, None]
-            out = layer.self_attn.output(q, torch.cat([keys, k], 2), torch.cat([values, v], 2),
-                                         None if bool(mask.all()) else mask)
+            mask = None if key_mask is None else torch.cat([key_mask, key_mask.new_ones(B, C)], 1)[:, None, None]
+            out = layer.self_attn.output(q, torch.cat([keys, k], 2), torch.cat([values, v], 2), mask)
             h = layer.finish(h, out, layer.decoder_scalar)
         logits = nn.functional.linear(self.norm(h), self.embed.weight).float()
         return torch.tanh(logits / self.cfg.softcap) * self.cfg.softcap
 
 
-def stacked(prompts: list[PromptKV], layer: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Layer `layer`'s K/V of every row, left-padded to the longest: keys, values (B, H_kv, T, D), mask (B, T)."""
-    longest = max(p.keys[layer].shape[1] for p in prompts)
-    keys, values, masks = [], [], []
-    for p in prompts:
-        k, v = p.keys[layer], p.values[layer]
-        pad = longest - k.shape[1]
-        keys.append(nn.functional.pad(k, (0, 0, pad, 0)))
-        values.append(nn.functional.pad(v, (0, 0, pad, 0)))
-        masks.append(torch.arange(longest, device=k.device) >= pad)
-    return torch.stack(keys), torch.stack(values), torch.stack(masks)
+StackedKV = tuple[Tensor, Tensor, "Tensor | None"]   # one layer: keys, values (B, H_kv, T, D), key mask (B, T)
+
+
+def stack_prompts(prompts: list[PromptKV]) -> list[StackedKV]:
+    """Every layer's K/V of every row, left-padded to the longest; the mask is None when no row is padded."""
+    out = []
+    for layer in range(len(prompts[0].keys)):
+        lengths = [p.keys[layer].shape[1] for p in prompts]
+        longest = max(lengths)
+        keys = torch.stack([nn.functional.pad(p.keys[layer], (0, 0, longest - n, 0)) for p, n in zip(prompts, lengths)])
+        values = torch.stack([nn.functional.pad(p.values[layer], (0, 0, longest - n, 0))
+                              for p, n in zip(prompts, lengths)])
+        mask = None
+        if min(lengths) < longest:
+            mask = torch.arange(longest, device=keys.device)[None] >= torch.tensor(
+                [longest - n for n in lengths], device=keys.device)[:, None]
+        out.append((keys, values, mask))
+    return out
 
 
 def build(arch: GemmaConfig) -> DiffusionGemma:

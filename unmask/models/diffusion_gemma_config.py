@@ -160,6 +160,21 @@ def from_config(cfg: dict[str, Any]) -> tuple[GemmaConfig, DiffusionSpec]:
     return gemma, spec
 
 
+GENERATION_KEYS = {"max_new_tokens": "gen_length", "max_denoising_steps": "canvas_steps", "t_min": "t_min",
+                   "t_max": "t_max", "stability_threshold": "stability_threshold",
+                   "confidence_threshold": "confidence_threshold"}
+
+
+def generation_defaults(gen: dict[str, Any]) -> tuple[dict[str, Any], tuple[int, ...]]:
+    """A checkpoint's generation_config.json → (DecodeConfig values, extra EOS ids): its set values only."""
+    values = {ours: gen[theirs] for theirs, ours in GENERATION_KEYS.items() if gen.get(theirs) is not None}
+    sampler = gen.get("sampler_config")
+    if isinstance(sampler, dict) and sampler.get("entropy_bound") is not None:
+        values["eb_gamma"] = sampler["entropy_bound"]
+    eos = token_ids_key(gen, "eos_token_id", []) if gen.get("eos_token_id") is not None else ()
+    return values, eos
+
+
 LAYER_PARAMS = ("input_layernorm.weight", "post_attention_layernorm.weight", "pre_feedforward_layernorm.weight",
                 "post_feedforward_layernorm.weight", "post_feedforward_layernorm_1.weight",
                 "post_feedforward_layernorm_2.weight", "pre_feedforward_layernorm_2.weight",

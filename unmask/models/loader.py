@@ -219,6 +219,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torc
     return model.eval().requires_grad_(False), spec
 
 
+def generation_defaults(path: str | Path) -> tuple[dict, tuple[int, ...]]:
+    """Decode settings and extra EOS ids from the checkpoint's generation_config.json, for architectures whose
+    reference sampler reads it (DiffusionGemma); ({}, ()) otherwise."""
+    path = Path(path)
+    reader = getattr(arch_module(read_config(path)), "generation_defaults", None)
+    if reader is None or not (path / "generation_config.json").is_file():
+        return {}, ()
+    try:
+        return reader(read_json(path, "generation_config.json"))
+    except ValueError as e:
+        raise CheckpointError(f"generation_config.json: {e}") from None
+
+
 def save_model(model: DecoderLM, names: dict[str, str], path: str | Path, config: dict) -> None:
     """Write `config.json` + `model.safetensors` under the checkpoint's own tensor names (the inverse of load)."""
     from safetensors.torch import save_file
