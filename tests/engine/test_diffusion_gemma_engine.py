@@ -167,3 +167,19 @@ def test_the_checkpoints_generation_config_sets_the_defaults(checkpoint, tmp_pat
     (path / "generation_config.json").write_text(json.dumps({"t_min": -1.0}))
     with pytest.raises(CheckpointError, match="generation_config.json.*t_min"):
         LLM(path, device="cpu")
+
+
+def test_stream_sends_each_finished_canvas_once(checkpoint):
+    _, model, spec, _ = checkpoint
+    engine = Engine(model, spec)
+    config = DecodeConfig.preset("diffusion-gemma", gen_length=28, seed=16, **SETTINGS["accept"])
+    rid = engine.add_request(PROMPTS[0], config, stream_canvas=True)
+    streamed, sends, final = [], 0, None
+    with torch.inference_mode():
+        while engine.has_unfinished():
+            for out in engine.step():
+                streamed += out.new_token_ids
+                sends += bool(out.new_token_ids)
+                assert out.canvas is not None
+                final = out.completion if out.finished else final
+    assert streamed == final.token_ids and sends >= 2 and final.finish_reason == "eos"

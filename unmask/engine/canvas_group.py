@@ -160,7 +160,7 @@ class CanvasGroup:
         """A canvas finished: stream it (up to EOS and gen_length); True when the row is done."""
         eos = next((i for i, t in enumerate(row.generated) if t in self.spec.eos_ids), None)
         limit = self.config.gen_length
-        end = min(limit, eos if eos is not None and self.config.stop_at_eos else len(row.generated))
+        end = min(limit, eos if eos is not None else len(row.generated))   # the answer ends at the first EOS
         out.new_token_ids = row.generated[row.request.sent:end]
         row.request.sent = max(row.request.sent, end)
         if (eos is not None and self.config.stop_at_eos) or len(row.generated) >= limit:
