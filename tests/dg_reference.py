@@ -10,7 +10,7 @@ TEXT = dict(vocab_size=84, hidden_size=32, num_attention_heads=4, num_key_value_
             intermediate_size=48, moe_intermediate_size=16, num_experts=4, top_k_experts=2, num_hidden_layers=3,
             layer_types=["sliding_attention", "sliding_attention", "full_attention"], sliding_window=6,
             max_position_embeddings=512, pad_token_id=0, bos_token_id=2, eos_token_id=1,
-            global_head_dim=16, num_global_key_value_heads=1)
+            global_head_dim=16, num_global_key_value_heads=1, use_bidirectional_attention="vision")
 VISION = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
               intermediate_size=16, patch_size=2, position_embedding_size=8)
 
