@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unmask.decoding.uniform import (StableAndConfident, entropy_bound_accept, random_canvas, sample_proposals,
-                                     temperatures)
+from unmask.decoding.uniform import (StableAndConfident, entropy, entropy_bound_accept, random_canvas,
+                                     sample_proposals, temperatures)
 
 gdg = pytest.importorskip("transformers.models.diffusion_gemma.generation_diffusion_gemma")
 B, C, V = 3, 16, 50
@@ -36,7 +36,7 @@ def test_entropy_bound_accepts_the_same_positions(bound, seed):
     sampler = gdg.EntropyBoundSampler(gdg.EntropyBoundSamplerConfig(entropy_bound=bound), C, V, 10)
     current, proposal = torch.zeros(B, C, dtype=torch.long), torch.ones(B, C, dtype=torch.long)
     want_canvas = sampler.accept_canvas(current, proposal, logits, 5)
-    got = entropy_bound_accept(logits, bound)
+    got = entropy_bound_accept(entropy(logits), bound)
     assert torch.equal(got, sampler.accepted_token_mask)
     assert torch.equal(torch.where(got, proposal, current), want_canvas)
     assert got.any(-1).all()   # the lowest-entropy position always passes
@@ -60,7 +60,7 @@ def test_canvas_sampling_and_renoise_draw_like_the_reference(seed):
     ours = random_canvas([gen], C, V, torch.device("cpu"))
     for step in range(2):
         proposal = sample_proposals(logits.softmax(-1), [gen])
-        accept = entropy_bound_accept(logits, 0.5)
+        accept = entropy_bound_accept(entropy(logits), 0.5)
         ours = torch.where(accept, proposal, random_canvas([gen], C, V, torch.device("cpu")))
         assert torch.equal(ours, want[step])
 
@@ -77,7 +77,7 @@ def test_stable_and_confident_stop_matches(stability):
     decisions = []
     for argmax, logits in [(a, sharp), (a, sharp), (a, flat), (b, sharp), (b, sharp), (b, sharp), (a, sharp)]:
         want = ref(argmax, logits)
-        got, history = ours(argmax, logits, history)
+        got, history = ours(argmax, entropy(logits), history)
         assert torch.equal(got, want)
         decisions.append(bool(got[0]))
     assert any(decisions) and not all(decisions)

@@ -59,10 +59,11 @@ def entropy(logits: Tensor) -> Tensor:
     return -(log_p.clamp(min=torch.finfo(log_p.dtype).min) * log_p.softmax(-1)).sum(-1)
 
 
-def entropy_bound_accept(logits: Tensor, bound: float) -> Tensor:
-    """(B, C) bool: sort positions by entropy; accept the prefix whose Σ H − max H (the sum of all but the
-    largest) stays ≤ bound (EB-Sampler, arXiv 2505.24857). The lowest-entropy position is always accepted."""
-    ordered, order = entropy(logits).sort(-1)
+def entropy_bound_accept(token_entropy: Tensor, bound: float) -> Tensor:
+    """(B, C) bool from per-position entropies (B, C) of the step's logits: sort positions by entropy; accept the
+    prefix whose Σ H − max H (the sum of all but the largest) stays ≤ bound (EB-Sampler, arXiv 2505.24857).
+    The lowest-entropy position is always accepted."""
+    ordered, order = token_entropy.sort(-1)
     keep = ordered.cumsum(-1) - ordered <= bound
     return torch.zeros_like(keep).scatter(-1, order, keep)
 
@@ -88,10 +89,11 @@ class StableAndConfident:
     def fresh_history(self, batch: int, length: int, device: torch.device) -> Tensor:
         return torch.full((batch, self.stability, length), -1, dtype=torch.long, device=device)
 
-    def __call__(self, argmax: Tensor, logits: Tensor, history: Tensor) -> tuple[Tensor, Tensor]:
-        """(B,) bool stop, and the history with `argmax` appended (the oldest dropped)."""
+    def __call__(self, argmax: Tensor, token_entropy: Tensor, history: Tensor) -> tuple[Tensor, Tensor]:
+        """(B,) bool stop from the argmax canvas (B, C) and the per-position entropies (B, C) of the
+        temperature-scaled logits, and the history with `argmax` appended (the oldest dropped)."""
         stable = (history == argmax[:, None]).all(-1).all(-1)
         if self.stability:
             history = torch.cat([history[:, 1:], argmax[:, None]], 1)
-        confident = entropy(logits).mean(-1) < self.confidence
+        confident = token_entropy.mean(-1) < self.confidence
         return stable & confident, history

@@ -18,8 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from unmask.config import DecodeConfig
-from unmask.decoding.uniform import (StableAndConfident, entropy_bound_accept, random_canvas, sample_proposals,
-                                     temperatures)
+from unmask.decoding.uniform import (StableAndConfident, entropy, entropy_bound_accept, random_canvas,
+                                     sample_proposals, temperatures)
 from unmask.engine.api import Completion, FinishReason, StepOutput
 from unmask.engine.request import RequestState
 from unmask.models.diffusion_gemma import PromptKV, stack_prompts
@@ -119,14 +119,15 @@ class CanvasGroup:
         logits = logits / temperatures(self.remaining, cfg.canvas_steps, cfg.t_min, cfg.t_max)[:, None, None]
         proposals = sample_proposals(logits.softmax(-1, dtype=torch.float32), generators)
         self.argmax = logits.argmax(-1)
-        accept = entropy_bound_accept(logits, cfg.eb_gamma)
+        token_entropy = entropy(logits)                                         # (B, C), for accept and stop
+        accept = entropy_bound_accept(token_entropy, cfg.eb_gamma)
         noise = random_canvas(generators, self.C, self.vocab, self.device)
         self.canvas = torch.where(accept, proposals, noise)   # accepted: the proposal; the rest renoised
-        stop, self.history = self.stopper(self.argmax, logits, self.history)
+        stop, self.history = self.stopper(self.argmax, token_entropy, self.history)
         self.conditioning = logits.to(self.model.embed.weight.dtype)   # as the reference: in the weights' dtype
         self.conditioned = torch.ones_like(self.conditioned)
         self.remaining = self.remaining - 1
-        broken = ~torch.isfinite(logits).flatten(1).all(-1)
+        broken = ~torch.isfinite(token_entropy).all(-1)   # logits are soft-capped: only NaN makes this non-finite
         host = torch.cat([(stop | (self.remaining == 0)).long(), broken.long(), self.argmax.flatten()]).tolist()
         self.last_step_cost = self.C * len(self.model.layers)
         return self.settle(host)
