@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -101,8 +103,10 @@ def main() -> None:
                                      "transformers_tok_s": ref_tokens / t_ref, "unmask_tok_s": tokens / t_ours}
     for name, r in results.items():
         print(f"{name}: transformers {r['transformers_tok_s']:.1f} tok/s, unmask {r['unmask_tok_s']:.1f} tok/s")
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     meta = {"threads": args.threads, "size": SIZE, "canvas": CANVAS, "gen_length": GEN, "canvas_steps": STEPS,
-            "prompt": PROMPT, "torch": torch.__version__, "device": "cpu"}
+            "prompt": PROMPT, "torch": torch.__version__, "device": f"cpu: {platform.processor() or platform.machine()}",
+            "git_sha": sha}
     print(json.dumps({"meta": meta, "results": results}))
 
 

@@ -183,3 +183,14 @@ def test_stream_sends_each_finished_canvas_once(checkpoint):
                 assert out.canvas is not None
                 final = out.completion if out.finished else final
     assert streamed == final.token_ids and sends >= 2 and final.finish_reason == "eos"
+
+
+def test_bench_runs_the_preset_and_refuses_mask_rules_up_front(checkpoint, tmp_path, capsys):
+    from unmask.bench.command import main
+
+    args = ["--model", str(checkpoint[3]), "--limit", "2", "--set", "canvas_steps=2", "--out", str(tmp_path)]
+    assert main(args + ["--preset", "diffusion-gemma", "--no-baseline"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["records"][0]
+    assert record["extra"]["tokens_per_forward"] > 0
+    assert main(args + ["--preset", "diffusion-gemma"]) == 2
+    assert "config 'llada' cannot run on this model: commit 'linear'" in capsys.readouterr().err

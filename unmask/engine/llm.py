@@ -126,6 +126,10 @@ class LLM:
                 raise RequestError(f"prompt {i}: {e}", status=e.status) from None
         return checked
 
+    def check_config(self, config: DecodeConfig) -> None:
+        """ConfigError when this model cannot decode with `config` (e.g. a mask-model rule on DiffusionGemma)."""
+        self.engine.check_config(config)
+
     def make_engine(self, **options: object) -> Engine:
         """A fresh Engine on this model (serving passes limits and `prompt_bucket=True`)."""
         return Engine(self.model, self.spec, self.device, detokenize=self.tokenizer.decode, **options)
