@@ -1,7 +1,7 @@
 """unmask vs transformers' DiffusionGemmaForBlockDiffusion.generate on one random DiffusionGemma checkpoint,
 side by side in one run: the same seeds, the same knobs, batch 1 (tokens asserted equal) and a batch.
 
-    PYTHONPATH=. python bench/diffusion_gemma_vs_transformers.py [--threads 1] [--repeats 3]
+    PYTHONPATH=. python bench/diffusion_gemma_vs_transformers.py [--threads 1] [--repeats 5]
 
 No published DiffusionGemma weights are reachable here, so the checkpoint is random: every canvas runs all
 its steps (a random model is never stable and confident), which makes the work per token fixed and the
@@ -44,13 +44,15 @@ def reference(path: Path):
     return model
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
+def side_by_side(first, second, repeats: int) -> tuple[float, object, float, object]:
+    """Median seconds and last output of each, the two run alternately (a load change hits both alike)."""
+    times, outs = ([], []), [None, None]
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+        for i, fn in enumerate((first, second)):
+            start = time.perf_counter()
+            outs[i] = fn()
+            times[i].append(time.perf_counter() - start)
+    return statistics.median(times[0]), outs[0], statistics.median(times[1]), outs[1]
 
 
 def transformers_run(model, prompts: torch.Tensor, seed: int):
@@ -76,7 +78,7 @@ def unmask_run(model, spec, prompts: list[list[int]], seed: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -86,16 +88,16 @@ def main() -> None:
     gen = torch.Generator().manual_seed(1)
     prompts = torch.randint(4, SIZE["vocab_size"], (args.batch, PROMPT), generator=gen)
     results = {}
-    t_ref, ref_out = timed(lambda: transformers_run(ref, prompts[:1], 0), args.repeats)
-    t_ours, our_out = timed(lambda: unmask_run(ours, spec, prompts[:1].tolist(), 0), args.repeats)
+    t_ref, ref_out, t_ours, our_out = side_by_side(lambda: transformers_run(ref, prompts[:1], 0),
+                                                   lambda: unmask_run(ours, spec, prompts[:1].tolist(), 0), args.repeats)
     want = ref_out.sequences[0, PROMPT:].tolist()
     want = want[:want.index(1)] if 1 in want else want
     assert our_out[0].token_ids == want, "batch-1 tokens differ from transformers"
     results["batch1"] = {"tokens": len(want), "transformers_s": t_ref, "unmask_s": t_ours,
                          "transformers_tok_s": len(want) / t_ref, "unmask_tok_s": len(want) / t_ours,
                          "speedup": t_ref / t_ours, "tokens_equal": True}
-    t_ref, ref_out = timed(lambda: transformers_run(ref, prompts, 0), args.repeats)
-    t_ours, our_out = timed(lambda: unmask_run(ours, spec, prompts.tolist(), 0), args.repeats)
+    t_ref, ref_out, t_ours, our_out = side_by_side(lambda: transformers_run(ref, prompts, 0),
+                                                   lambda: unmask_run(ours, spec, prompts.tolist(), 0), args.repeats)
     tokens = sum(len(c.token_ids) for c in our_out)
     ref_tokens = int((ref_out.sequences[:, PROMPT:] != 0).sum())
     results[f"batch{args.batch}"] = {"unmask_tokens": tokens, "transformers_tokens": ref_tokens,
