@@ -34,6 +34,15 @@ class DecodeConfig:
                             "entropy-threshold: entropy < threshold")
     eb_gamma: float = knob(0.15, "eb (EB-Sampler): accept the lowest-entropy candidates while Σ entropy − max entropy "
                            "≤ eb_gamma nats (SGLang's default 0.15)")
+    canvas_steps: int = knob(48, "uniform corruption (DiffusionGemma): most denoising steps per canvas "
+                             "(max_denoising_steps)")
+    t_min: float = knob(0.4, "uniform corruption (DiffusionGemma): temperature at a canvas's last denoising step; "
+                        "the schedule falls linearly from t_max at its first")
+    t_max: float = knob(0.8, "uniform corruption (DiffusionGemma): temperature at a canvas's first denoising step")
+    stability_threshold: int = knob(1, "uniform corruption (DiffusionGemma): a canvas stops once its argmax equals "
+                                    "that of the last this-many steps (0: no stability test) and it is confident")
+    confidence_threshold: float = knob(0.005, "uniform corruption (DiffusionGemma): confident = mean entropy of the "
+                                       "temperature-scaled logits below this (nats)")
     low_threshold: float = knob(0.4, "hierarchy (dInfer): each contiguous run of masked positions commits its best "
                                 "token when its score > low_threshold")
     kl_threshold: float = knob(0.01, "klass (KLASS): a token is stable when its last kl_history KL(p_t ‖ p_t-1) are all "

@@ -35,6 +35,9 @@ TYPES.update({"prompt_interval": int, "response_interval": int, "rho": (float, i
 # remask remdm (ReMDM)
 TYPES.update({"remdm_schedule": str, "eta": (float, int), "t_on": (float, int), "t_off": (float, int),
               "alpha_on": (float, int)})
+# uniform corruption (DiffusionGemma)
+TYPES.update({"canvas_steps": int, "t_min": (float, int), "t_max": (float, int), "stability_threshold": int,
+              "confidence_threshold": (float, int)})
 MAX_TEMPERATURE = 100.0  # softmax(logits / T) is already uniform to float precision long before this
 MAX_INT = 2**31 - 1  # no size or count knob is meaningful beyond this (tensors are indexed with int32 here and there)
 MAX_SEED = 2**63  # torch.Generator.manual_seed takes a signed 64-bit seed
@@ -50,11 +53,12 @@ FLOAT_RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     "eb_gamma": (0.0, True, None, False), "low_threshold": (0.0, True, None, False),
     "eta": (0.0, True, 1.0, True), "t_on": (0.0, False, 1.0, False), "t_off": (0.0, True, 1.0, False),
     "alpha_on": (0.0, False, 1.0, False), "sf_span_threshold": (0.0, True, 1.0, True),
-    "sf_stability_std": (0.0, False, None, False)}
+    "sf_stability_std": (0.0, False, None, False), "t_min": (0.0, True, MAX_TEMPERATURE, True),
+    "t_max": (0.0, False, MAX_TEMPERATURE, True), "confidence_threshold": (0.0, False, None, False)}
 POSITIVE_INTS = ("gen_length", "steps", "block_length", "top_k", "remask_budget", "cache_update_freq", "cache_reloading_step",
                  "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num", "dus_base", "kl_history",
-                 "sf_explore_steps", "sf_stability_window")
-NON_NEGATIVE_INTS = ("vicinity_size", "vicinity_warmup_steps", "inflate_w")
+                 "sf_explore_steps", "sf_stability_window", "canvas_steps")
+NON_NEGATIVE_INTS = ("vicinity_size", "vicinity_warmup_steps", "inflate_w", "stability_threshold")
 
 
 def _check_types(cfg: "DecodeConfig") -> None:

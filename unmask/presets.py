@@ -65,6 +65,12 @@ PRESETS: dict[str, Preset] = {
         {"gen_length": 256, "block_length": 32, "commit": "eb", "eb_gamma": 0.15, "alg": "entropy"},
         "arXiv 2505.24857 (EB-Sampler)",
         "entropy-bounded unmasking: lowest-entropy tokens while Σ H − max H ≤ 0.15 nats (SGLang default), block 32"),
+    "diffusion-gemma": Preset(
+        {"gen_length": 256, "canvas_steps": 48, "commit": "eb", "eb_gamma": 0.1, "alg": "entropy", "t_min": 0.4,
+         "t_max": 0.8, "stability_threshold": 1, "confidence_threshold": 0.005},
+        "DiffusionGemma (transformers DiffusionGemmaGenerationConfig defaults)",
+        "uniform corruption: random canvas of 256, ≤ 48 steps per canvas, entropy bound 0.1, temperature 0.8 → 0.4, "
+        "stop when stable and confident; renoise the rest"),
     "dinfer-hierarchy": Preset(
         {"gen_length": 256, "block_length": 32, "commit": "hierarchy", "threshold": 0.9, "low_threshold": 0.4,
          "alg": "confidence"},

@@ -118,6 +118,12 @@ def run(args: argparse.Namespace) -> int:
     check_split(task, args.split, args.limit)
     configs = spec_from_args(args).configs(task.gen_length)  # validate everything before loading the model
     llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
+    for label, config in configs:   # before any work: every config must suit this model
+        try:
+            llm.check_config(config)
+        except ConfigError as e:
+            raise ConfigError(f"config {label!r} cannot run on this model: {e}"
+                              + (" (drop the baseline with --no-baseline)" if label == "llada" else "")) from None
     records = run_bench(llm, task, configs, limit=args.limit, batch_size=args.batch_size,
                         progress=ProgressBar(sys.stderr), split=args.split, seed=args.seed, chat=args.chat,
                         invariance_n=args.invariance_n)

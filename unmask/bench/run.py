@@ -99,6 +99,9 @@ def make_record(llm: LLM, task: Task, examples: Sequence[Example], label: str, c
              "mean_latency_s": statistics.fmean(latencies),
              "computed_per_example": sum(c.computed for c in done) / n,  # positions x layers (cache cost)
              "cache_bytes_mean": sum(c.cache_bytes for c in done) / n}
+    per_forward = [c.tokens_per_forward for c in done if c.tokens_per_forward is not None]
+    if per_forward:   # uniform-corruption models: counted as transformers' _compute_tokens_per_forward
+        extra["tokens_per_forward"] = statistics.fmean(per_forward)
     if llm.device.type != "cuda":
         extra["process_peak_rss_bytes"] = max_rss_bytes()
     if timed.invariance is not None:

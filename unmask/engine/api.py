@@ -30,6 +30,7 @@ class Completion:
     seed: int | None = None  # the seed of the request's generator: pass it back to reproduce a sample
     prompt_tokens: int = 0
     error: str | None = None
+    tokens_per_forward: float | None = None  # uniform-corruption models: counted as transformers counts it
 
     def to_dict(self) -> dict:
         return asdict(self)

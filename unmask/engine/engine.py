@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 from unmask.config import DecodeConfig
+from unmask.decoding.uniform import check_uniform_config
 from unmask.engine.api import BATCHING, Completion, FinishReason, StepOutput
+from unmask.engine.canvas_group import CanvasGroup
 from unmask.engine.group import Group
 from unmask.engine.memory import available_bytes, describe, row_bytes
 from unmask.engine.request import RequestState
@@ -89,6 +91,7 @@ class Engine:
         if not isinstance(config, DecodeConfig):
             raise ConfigError(f"config must be a DecodeConfig, got {type(config).__name__}")
         ids = self.check_prompt(prompt_ids)
+        self.check_config(config)
         total = len(ids) + config.gen_length
         if total > self.spec.context_len:
             raise RequestError(f"prompt ({len(ids)} tokens) + gen_length ({config.gen_length}) = {total} exceeds the "
@@ -160,6 +163,11 @@ class Engine:
         return held
 
     # ---- inside a step ----------------------------------------------------------------------------
+    def check_config(self, config: DecodeConfig) -> None:
+        """ConfigError when `config` asks for something this model's corruption kind cannot do."""
+        if self.spec.corruption == "uniform":
+            check_uniform_config(config, self.spec.canvas_length)
+
     def check_prompt(self, prompt_ids, allow_mask: bool = False) -> list[int]:
         """The ids as a list of ints, or RequestError naming the bad id (floats, bools, out of vocabulary)."""
         if not isinstance(prompt_ids, (list, tuple)) or not prompt_ids:
@@ -227,7 +235,8 @@ class Engine:
             longest = max(r.prompt_length for r in requests)
             width = min(bucket(longest), self.spec.context_len - requests[0].config.gen_length) \
                 if self.prompt_bucket else longest
-            group = Group(requests[0].config, width, self.model, self.spec, self.device)
+            kind = CanvasGroup if self.spec.attention == "encoder_canvas" else Group
+            group = kind(requests[0].config, width, self.model, self.spec, self.device)
             group.key = requests[0].group_key
             group.join(requests)
             self.groups.append(group)

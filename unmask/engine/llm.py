@@ -14,7 +14,7 @@ from unmask.engine.api import Completion, StepOutput
 from unmask.engine.engine import Engine
 from unmask.errors import CheckpointError, ConfigError, GenerationError, RequestError
 from unmask.models.cache_view import FullView
-from unmask.models.loader import load_model
+from unmask.models.loader import generation_defaults, load_model
 from unmask.models.resolve import resolve_model
 from unmask.models.tokenizer import TextTokenizer
 
@@ -58,10 +58,15 @@ def read_decode_defaults(path: Path) -> dict:
         raise CheckpointError(f"{file} is not valid JSON: {e}") from None
     if not isinstance(values, dict):
         raise CheckpointError(f"{file} must be a JSON object of decode settings, got {type(values).__name__}")
+    return checked_defaults(values, str(file))
+
+
+def checked_defaults(values: dict, source: str) -> dict:
+    """`values` when they form a valid DecodeConfig on their own; else CheckpointError naming `source`."""
     try:
         DecodeConfig.from_dict(values)  # unknown or invalid settings fail here, naming the field
     except ConfigError as e:
-        raise CheckpointError(f"{file}: {e}") from None
+        raise CheckpointError(f"{source}: {e}") from None
     return values
 
 
@@ -93,8 +98,10 @@ class LLM:
         self.tokenizer = TextTokenizer(self.path)
         vocab = self.model.cfg.vocab_size
         stops = tuple(i for i in self.tokenizer.stop_ids() if i < vocab and i != spec.mask_id)
-        self.spec = replace(spec, eos_ids=tuple(sorted(set(spec.eos_ids) | set(stops))))
-        self.decode_defaults = read_decode_defaults(self.path)
+        generation, eos = generation_defaults(self.path)   # the reference sampler's settings, where it reads them
+        self.spec = replace(spec, eos_ids=tuple(sorted(set(spec.eos_ids) | set(stops) | set(eos))))
+        self.decode_defaults = {**checked_defaults(generation, "generation_config.json"),
+                                **read_decode_defaults(self.path)}
         self.engine = self.make_engine()   # for input checks; generate() runs its own
         self.max_token_chars = max((len(t) for t in self.tokenizer.backend.get_vocab()), default=64) or 64
 
@@ -136,6 +143,10 @@ class LLM:
             except RequestError as e:
                 raise RequestError(f"prompt {i}: {e}", status=e.status) from None
         return checked
+
+    def check_config(self, config: DecodeConfig) -> None:
+        """ConfigError when this model cannot decode with `config` (e.g. a mask-model rule on DiffusionGemma)."""
+        self.engine.check_config(config)
 
     def make_engine(self, **options: object) -> Engine:
         """A fresh Engine on this model (serving passes limits and `prompt_bucket=True`)."""
@@ -183,6 +194,9 @@ class LLM:
     @torch.inference_mode()
     def logits(self, token_ids: Sequence[Sequence[int]]) -> torch.Tensor:
         """Bidirectional logits (B, L, V), aligned so row i predicts token i (the model's shift applied)."""
+        if self.spec.attention == "encoder_canvas":
+            raise RequestError("logits() reads a masked sequence in one forward; an encoder–canvas model "
+                               "(DiffusionGemma) predicts canvases from an encoded prompt: use generate()")
         ids = self.encode(token_ids, allow_mask=True)
         if len({len(r) for r in ids}) != 1:
             raise RequestError("logits() needs sequences of equal length")

@@ -80,7 +80,8 @@ def parse_config(cfg: dict) -> tuple[ArchConfig, DiffusionSpec, dict[str, str]]:
 
 def _check_sizes(arch: ArchConfig, spec: DiffusionSpec) -> None:
     """Special ids inside the embedding; a context whose rotary tables can be allocated."""
-    ids = [("mask_token_id", spec.mask_id)] + [("eos_token_id", i) for i in spec.eos_ids]
+    ids = [("mask_token_id", spec.mask_id)] if spec.corruption == "mask" else []
+    ids += [("eos_token_id", i) for i in spec.eos_ids]
     ids += [("pad_token_id", spec.pad_id)] if spec.pad_id is not None else []
     outside = [f"{key} {i}" for key, i in ids if not 0 <= i < arch.vocab_size]
     if outside:
@@ -119,8 +120,10 @@ def _listing(label: str, names: list[str]) -> str:
     return f"{label} ({len(names)}): {', '.join(names[:MAX_NAMES])}{more}"
 
 
-def read_tensors(files: list[Path], names: dict[str, str], model: DecoderLM, tied: bool) -> dict[str, torch.Tensor]:
-    """Read every mapped tensor, collecting all name, shape, dtype and duplicate problems before raising."""
+def read_tensors(files: list[Path], names: dict[str, str], model: DecoderLM, tied: bool,
+                 ignored: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """Read every mapped tensor, collecting all name, shape, dtype and duplicate problems before raising.
+    Names starting with one of `ignored` (a part the architecture declares it does not run) are skipped."""
     shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
     state, unexpected, misshaped, not_float, twice, origin = {}, [], [], [], [], {}
     for file in files:
@@ -135,7 +138,8 @@ def read_tensors(files: list[Path], names: dict[str, str], model: DecoderLM, tie
                     continue
                 origin[name] = file.name
                 if name not in names:
-                    if not (tied and name == "lm_head.weight"):  # tied checkpoints may carry a copy of the head
+                    # tied checkpoints may carry a copy of the head
+                    if not (tied and name == "lm_head.weight") and not name.startswith(ignored):
                         unexpected.append(name)
                     continue
                 tensor_slice = f.get_slice(name)
@@ -189,11 +193,13 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torc
     costs about one read of the weights on their device), that no weight is NaN or ±inf in `dtype`.
     """
     path = Path(path)
-    arch, spec, names = parse_config(read_config(path))
+    cfg = read_config(path)
+    arch, spec, names = parse_config(cfg)
+    module = arch_module(cfg)
     check_tokenizer(path, arch, spec)
     with torch.device("meta"):
-        model = DecoderLM(arch)
-    state = read_tensors(weight_files(path), names, model, arch.tie_embeddings)
+        model = getattr(module, "build", DecoderLM)(arch)
+    state = read_tensors(weight_files(path), names, model, arch.tie_embeddings, getattr(module, "IGNORED_PREFIXES", ()))
     state = {k: v.to(device=device, dtype=dtype) for k, v in state.items()}
     if check_finite:
         bad = non_finite(state)
@@ -202,11 +208,28 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torc
             raise CheckpointError("checkpoint has non-finite weights (NaN or inf" + (
                 f" in {dtype}" if dtype != torch.float32 else "") + "): " +
                 _listing("tensors", [ours.get(n, n) for n in bad]))
+    if not isinstance(model, DecoderLM):   # an architecture with its own module (DiffusionGemma)
+        model.load_state_dict(state, strict=True, assign=True)
+        model.build_buffers(device)
+        return model.eval().requires_grad_(False), spec
     model.load_state_dict(state, strict=not arch.tie_embeddings, assign=True)
     if arch.tie_embeddings:
         model.lm_head.weight = model.embed.weight
     model.rotary.build_tables(device)
     return model.eval().requires_grad_(False), spec
+
+
+def generation_defaults(path: str | Path) -> tuple[dict, tuple[int, ...]]:
+    """Decode settings and extra EOS ids from the checkpoint's generation_config.json, for architectures whose
+    reference sampler reads it (DiffusionGemma); ({}, ()) otherwise."""
+    path = Path(path)
+    reader = getattr(arch_module(read_config(path)), "generation_defaults", None)
+    if reader is None or not (path / "generation_config.json").is_file():
+        return {}, ()
+    try:
+        return reader(read_json(path, "generation_config.json"))
+    except ValueError as e:
+        raise CheckpointError(f"generation_config.json: {e}") from None
 
 
 def save_model(model: DecoderLM, names: dict[str, str], path: str | Path, config: dict) -> None:

@@ -5,9 +5,9 @@ from types import ModuleType
 from typing import Any
 
 from unmask.errors import CheckpointError
-from unmask.models import dream, llada
+from unmask.models import diffusion_gemma, dream, llada
 
-ARCH_MODULES: tuple[ModuleType, ...] = (llada, dream)
+ARCH_MODULES: tuple[ModuleType, ...] = (llada, dream, diffusion_gemma)
 
 
 def architectures(cfg: dict[str, Any]) -> list[str]:

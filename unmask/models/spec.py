@@ -11,10 +11,13 @@ class DiffusionSpec:
     mask_id: the [MASK] token every generated position starts as.
     eos_ids: tokens that end an answer (EOS and end-of-turn).
     logit_shift: 0 when logits[i] predict token i (LLaDA); 1 when they come from hidden state i-1 (Dream).
-    attention: "full" or "block_causal:<n>".
+    attention: "full", "block_causal:<n>" or "encoder_canvas" (a causal prompt encoder whose K/V a canvas decoder reads).
     context_len: the longest prompt + generation the model was trained for.
     default_preset: the decoding preset that reproduces the model's own reference sampler.
     pad_id: the token used to left-pad prompts in a batch (never attended to).
+    corruption: "mask" (absorbing [MASK]: LLaDA, Dream) or "uniform" (the canvas starts as random tokens and
+      the rejected ones are renoised each step: DiffusionGemma, which has no mask id: mask_id is -1).
+    canvas_length: "uniform" models decode fixed canvases of this many tokens, one after another.
     """
 
     mask_id: int
@@ -24,8 +27,12 @@ class DiffusionSpec:
     context_len: int = 4096
     default_preset: str = "llada"
     pad_id: int | None = None
+    corruption: str = "mask"
+    canvas_length: int | None = None
 
     def __post_init__(self) -> None:
+        if self.corruption not in ("mask", "uniform"):
+            raise ValueError(f"corruption must be 'mask' or 'uniform', got {self.corruption!r}")
         if self.logit_shift not in (0, 1):
             raise ValueError(f"logit_shift must be 0 or 1, got {self.logit_shift}")
         if self.mask_id in self.eos_ids:

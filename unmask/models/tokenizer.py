@@ -105,7 +105,8 @@ def check_vocabulary(tokenizer: TextTokenizer, rows: int, spec: DiffusionSpec) -
     if size > rows or (size < rows and not padding):
         raise CheckpointError(f"tokenizer.json has {size} tokens but the embedding (config.json vocab size) has "
                               f"{rows} rows; they must match")
-    ids = [("mask_token_id", spec.mask_id)] + [("eos_token_id", i) for i in spec.eos_ids]
+    ids = [("mask_token_id", spec.mask_id)] if spec.corruption == "mask" else []
+    ids += [("eos_token_id", i) for i in spec.eos_ids]
     outside = [f"{key} {i}" for key, i in ids if i >= size]
     if outside:
         raise CheckpointError(f"config.json {', '.join(outside)} has no token in tokenizer.json ({size} tokens)")

@@ -82,6 +82,10 @@ class Server:
             if limit > self.max_tokens:
                 raise ApiError(400, f"max_tokens {limit} is over this server's limit of {self.max_tokens}",
                                "max_tokens")
+            if self.llm.spec.corruption == "uniform":   # canvases of a fixed length; steps are per canvas
+                cfg = cfg.replace(gen_length=limit) if limit != cfg.gen_length else cfg
+                self.engine.check_config(cfg)
+                return cfg, limit
             return with_max_tokens(cfg, limit), limit
         except ConfigError as e:
             raise ApiError(400, f"invalid decoding settings: {e}", "unmask") from None
