@@ -26,8 +26,10 @@ class LiveServer:
         self.app = create_app(llm, self.base, settings)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # keep-alive well above a step on a loaded machine: with uvicorn's 5 s, a client can reuse a connection the
+        # server is closing at that moment (httpx.ReadError), a race of the harness, not of the server
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error",
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=5, timeout_keep_alive=60)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
