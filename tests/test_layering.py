@@ -16,7 +16,7 @@ FORBIDDEN = {
               "engine.runner"),
     "train": ("serve", "engine.runner"),
 }
-CACHE_MAY_USE = ("models.cache_view", "models.spec", "decoding.state")
+CACHE_MAY_USE = ("models.cache_view", "models.spec", "models.block_mask", "decoding.state")
 
 
 def imports(path: Path) -> list[str]:

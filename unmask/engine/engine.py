@@ -24,6 +24,7 @@ from torch import nn
 
 from unmask.config import DecodeConfig
 from unmask.engine.api import BATCHING, Completion, FinishReason, StepOutput
+from unmask.engine.block_layout import check_for_model
 from unmask.engine.group import Group
 from unmask.engine.memory import available_bytes, describe, row_bytes
 from unmask.engine.request import RequestState
@@ -88,6 +89,7 @@ class Engine:
         """Queue a request; returns its id. Raises RequestError (with an HTTP status) when it cannot be served."""
         if not isinstance(config, DecodeConfig):
             raise ConfigError(f"config must be a DecodeConfig, got {type(config).__name__}")
+        check_for_model(config, self.spec)
         ids = self.check_prompt(prompt_ids)
         total = len(ids) + config.gen_length
         if total > self.spec.context_len:
