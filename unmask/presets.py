@@ -126,6 +126,27 @@ PRESETS: dict[str, Preset] = {
          "kl_threshold": 0.015, "kl_history": 2, "alg": "confidence", "confidence_fp64": True},
         "arXiv 2511.05664 (KLASS), scripts/llada_gsm8k.sh",
         "commit tokens with confidence > 0.6 whose last 2 step-to-step KLs are < 0.015; else LLaDA's quota"),
+    "block-diffusion": Preset(
+        {"gen_length": 48, "steps": 48, "block_length": 16, "commit": "linear", "alg": "confidence",
+         "cache": "block-causal"},
+        "arXiv 2503.09573 (BD3-LM)",
+        "block-causal model (tiny-arith-bd): one token per step in its blocks of 16, exact block cache"),
+    "sdar": Preset(
+        {"gen_length": 256, "block_length": 4, "commit": "threshold", "threshold": 0.9, "alg": "confidence",
+         "cache": "block-causal"},
+        "SDAR (JetAstra/SDAR model cards), SGLang dLLM LowConfidence",
+        "blocks of 4 (the model's), commit confidence ≥ 0.9 (at least one per step), exact block cache"),
+    "fast-dllm-v2": Preset(
+        {"gen_length": 256, "block_length": 32, "commit": "threshold", "threshold": 0.9, "alg": "confidence",
+         "cache": "block-causal"},
+        "arXiv 2509.26328 (Fast-dLLM v2), v2/generation_functions.py",
+        "blocks of 32 (the model's), threshold 0.9 over the block (the reference's 8-token sub-blocks are not "
+        "reproduced), exact block cache"),
+    "llada2": Preset(
+        {"gen_length": 256, "block_length": 32, "commit": "threshold", "threshold": 0.95, "alg": "confidence",
+         "cache": "block-causal"},
+        "LLaDA2.0 model card, SGLang dLLM LowConfidence (threshold 0.95)",
+        "blocks of 32 (the model's), commit confidence ≥ 0.95 (at least one per step), exact block cache"),
     "dinfer-credit": Preset(
         {"gen_length": 256, "block_length": 32, "commit": "threshold", "threshold": 0.9, "alg": "confidence",
          "logits_fusion": "credit", "credit_alpha": 0.7, "credit_gamma": 0.2, "credit_beta": 0.8},

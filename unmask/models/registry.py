@@ -5,9 +5,9 @@ from types import ModuleType
 from typing import Any
 
 from unmask.errors import CheckpointError
-from unmask.models import dream, llada
+from unmask.models import block_diffusion, dream, llada, llada2
 
-ARCH_MODULES: tuple[ModuleType, ...] = (llada, dream)
+ARCH_MODULES: tuple[ModuleType, ...] = (llada, dream, block_diffusion, llada2)
 
 
 def architectures(cfg: dict[str, Any]) -> list[str]:
