@@ -115,3 +115,44 @@ def llada2_forward(t, c, ids, pos):
             h = h + torch.stack([torch.stack([moe_token(x[b, j], t, p + "mlp.", moe) for j in range(L)])
                                  for b in range(B)])
     return F.linear(rms(h, t["model.norm.weight"], eps), t["lm_head.weight"])
+
+
+def olmoe_moe_token(x, t, p):
+    """LLaDA-MoE's sparse block for one token: softmax scores (+ expert_bias), top-k kept as they are."""
+    w = (t[p + "mlp.gate.weight"] @ x).float().softmax(-1)
+    if p + "mlp.expert_bias" in t:
+        w = w + t[p + "mlp.expert_bias"]
+    k = t["__top_k__"]
+    top, idx = w.topk(k)
+    out = torch.zeros_like(x)
+    for weight, e in zip(top, idx):
+        out = out + weight * swiglu(x, t, f"{p}mlp.experts.{int(e)}.")
+    return out
+
+
+def llada_moe_forward(t, c, ids, pos):
+    """LLaDA-MoE (OLMoE-derived), full attention; dense layers where moe_layer_freq is 0."""
+    H, Hkv, eps = c["num_attention_heads"], c["num_key_value_heads"], c["rms_norm_eps"]
+    D = c["hidden_size"] // H
+    t = {**t, "__top_k__": c["num_experts_per_tok"]}
+    h = t["model.embed_tokens.weight"][ids]
+    B, L, _ = h.shape
+    mask = torch.zeros(B, 1, L, L)
+    for i in range(c["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        x = rms(h, t[p + "input_layernorm.weight"], eps)
+        proj = {n: F.linear(x, t[f"{p}self_attn.{n}_proj.weight"], t.get(f"{p}self_attn.{n}_proj.bias")) for n in "qkv"}
+        q, k, v = (proj[n].view(B, L, -1, D).transpose(1, 2) for n in "qkv")
+        if p + "self_attn.q_norm.weight" in t:
+            q, k = rms(q, t[p + "self_attn.q_norm.weight"], eps), rms(k, t[p + "self_attn.k_norm.weight"], eps)
+        q, k = rope(q, pos, D, c["rope_theta"]), rope(k, pos, D, c["rope_theta"])
+        o = attention(q, k, v, mask).transpose(1, 2).reshape(B, L, H * D)
+        h = h + F.linear(o, t[p + "self_attn.o_proj.weight"], t.get(p + "self_attn.o_proj.bias"))
+        x = rms(h, t[p + "post_attention_layernorm.weight"], eps)
+        if c["moe_layer_freq"][i] == 0:
+            h = h + swiglu(x, t, p + "mlp.")
+            continue
+        routed = torch.stack([torch.stack([olmoe_moe_token(x[b, j], t, p) for j in range(L)]) for b in range(B)])
+        shared = swiglu(x, t, p + "shared_expert.") if p + "shared_expert.gate_proj.weight" in t else 0
+        h = h + routed + shared
+    return F.linear(rms(h, t["model.norm.weight"], eps), t["lm_head.weight"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from reference_forward import llada2_forward, qwen_forward
+from reference_forward import llada2_forward, llada_moe_forward, qwen_forward
 from unmask.errors import CheckpointError
 from unmask.models.cache_view import MaskView
 from unmask.models.block_mask import pattern_mask
@@ -30,8 +30,18 @@ CONFIGS = {
                "routed_scaling_factor": 2.5, "first_k_dense_replace": 1, "vocab_size": VOCAB, "rope_theta": 10000.0,
                "rms_norm_eps": 1e-6, "max_position_embeddings": 64, "tie_word_embeddings": False,
                "mask_token_id": 47, "eos_token_id": 1, "pad_token_id": 0, "block_size": 4},
+    "llada-moe": {"architectures": ["LLaDAMoEModelLM"], "model_type": "lladamoe", "hidden_size": 32,
+                  "num_attention_heads": 4, "num_key_value_heads": 4, "num_hidden_layers": 3, "num_experts": 6,
+                  "num_experts_per_tok": 2, "expert_intermediate_size": 16, "dense_intermediate_size": 40,
+                  "shared_expert_intermediate_size": 24, "moe_layer_freq": [0, 1, 1], "qk_layernorm": True,
+                  "attention_bias": True, "moe_router_enable_expert_bias": True, "vocab_size": VOCAB,
+                  "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "max_position_embeddings": 64,
+                  "tie_word_embeddings": False, "mask_token_id": 47, "eos_token_id": 1, "pad_token_id": 0},
 }
-FORWARD = {"fast-dllm-v2": qwen_forward, "sdar": qwen_forward, "llada2": llada2_forward}
+FORWARD = {"fast-dllm-v2": qwen_forward, "sdar": qwen_forward, "llada2": llada2_forward,
+           "llada-moe": llada_moe_forward}
+ATTENTION = {"fast-dllm-v2": "block_causal:4", "sdar": "block_causal:4", "llada2": "block_causal:4", "llada-moe": "full"}
+PRESET = {"fast-dllm-v2": "fast-dllm-v2", "sdar": "sdar", "llada2": "llada2", "llada-moe": "llada"}
 
 
 def write_checkpoint(path, family: str, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -64,7 +74,7 @@ def test_forward_matches_the_reference(tmp_path, family):
     with torch.no_grad():
         ours = model(ids, pos, MaskView(mask))
         ref = FORWARD[family](tensors, CONFIGS[family], ids, pos)
-    assert spec.attention == "block_causal:4"
+    assert spec.attention == ATTENTION[family]
     torch.testing.assert_close(ours, ref.float(), atol=1e-4, rtol=1e-4)
 
 
@@ -72,7 +82,7 @@ def test_forward_matches_the_reference(tmp_path, family):
 def test_specs_follow_the_published_configs(family):
     _, spec, _ = parse_config(CONFIGS[family])
     assert spec.logit_shift == (1 if family == "fast-dllm-v2" else 0)
-    assert spec.default_preset == family and spec.mask_id == 47
+    assert spec.default_preset == PRESET[family] and spec.mask_id == 47
 
 
 def test_published_defaults_when_config_omits_them():

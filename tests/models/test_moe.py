@@ -49,7 +49,7 @@ def test_only_routed_experts_run():
 
 
 def test_shared_experts_are_added_to_every_token():
-    moe = layer(n_shared=2)
+    moe = layer(shared_hidden=16)
     x = torch.randn(1, 3, 16)
     routed_only = moe(x) - moe.shared_experts(x)
     del moe.shared_experts
@@ -57,7 +57,7 @@ def test_shared_experts_are_added_to_every_token():
 
 
 @pytest.mark.parametrize("kw", [{}, {"scoring": "sigmoid", "expert_bias": True, "n_group": 4, "topk_group": 2,
-                                     "n_shared": 1, "routed_scale": 2.5}])
+                                     "shared_hidden": 8, "routed_scale": 2.5}])
 def test_a_tokens_output_does_not_depend_on_the_batch(kw):
     moe = layer(**kw)
     x = torch.randn(2, 9, 16)

@@ -34,7 +34,8 @@ SWIGLU = ("gate_proj", "up_proj", "down_proj")
 def moe_config(cfg: dict[str, Any]) -> MoEConfig:
     return MoEConfig(
         n_experts=int_key(cfg, "num_experts"), top_k=int_key(cfg, "num_experts_per_tok"),
-        expert_hidden=int_key(cfg, "moe_intermediate_size"), n_shared=int_key(cfg, "num_shared_experts", 0, minimum=0),
+        expert_hidden=int_key(cfg, "moe_intermediate_size"),
+        shared_hidden=int_key(cfg, "moe_intermediate_size") * int_key(cfg, "num_shared_experts", 0, minimum=0),
         scoring="sigmoid", norm_topk=True, n_group=int_key(cfg, "n_group", 1), topk_group=int_key(cfg, "topk_group", 1),
         routed_scale=float_key(cfg, "routed_scaling_factor", 1.0), expert_bias=True)
 
@@ -58,7 +59,7 @@ def from_config(cfg: dict[str, Any]) -> tuple[ArchConfig, DiffusionSpec]:
         qkv_bias=bool_key(cfg, "use_qkv_bias", False), o_bias=bool_key(cfg, "use_bias", False),
         head_dim_override=head_dim, qk_norm=True, fused_qkv=True, rotary_dim=int(head_dim * factor),
         moe=moe_config(cfg) if cfg.get("num_experts") is not None else None,
-        first_dense_layers=int_key(cfg, "first_k_dense_replace", 0, minimum=0, maximum=n_layers))
+        dense_layers=tuple(range(int_key(cfg, "first_k_dense_replace", 0, minimum=0, maximum=n_layers))))
     eos = token_ids_key(cfg, "eos_token_id", EOS_ID)
     spec = DiffusionSpec(mask_id=token_id_key(cfg, "mask_token_id", MASK_ID), eos_ids=eos, logit_shift=0,
                          attention=f"block_causal:{int_key(cfg, 'block_size', BLOCK)}", context_len=context,
@@ -77,7 +78,7 @@ def name_map(arch: ArchConfig) -> dict[str, str]:
     if arch.o_bias:
         layer["attention.dense.bias"] = "attn.o_proj.bias"
     for i in range(arch.n_layers):
-        mlp = dense_names() if arch.moe is None or i < arch.first_dense_layers else moe_names(arch.moe)
+        mlp = dense_names() if arch.moe is None or i in arch.dense_layers else moe_names(arch.moe)
         for theirs, ours in {**layer, **mlp}.items():
             names[f"model.layers.{i}.{theirs}"] = f"layers.{i}.{ours}"
     return names
@@ -91,6 +92,6 @@ def moe_names(moe: MoEConfig) -> dict[str, str]:
     names = {"mlp.gate.weight": "mlp.gate.weight", "mlp.gate.expert_bias": "mlp.gate.expert_bias"}
     for e in range(moe.n_experts):
         names.update({f"mlp.experts.{e}.{p}.weight": f"mlp.experts.{e}.{p}.weight" for p in SWIGLU})
-    if moe.n_shared:
+    if moe.shared_hidden:
         names.update({f"mlp.shared_experts.{p}.weight": f"mlp.shared_experts.{p}.weight" for p in SWIGLU})
     return names

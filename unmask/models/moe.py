@@ -4,8 +4,8 @@ Routing (per token, in float32): logits = W_gate · x; scores = softmax(logits) 
 are chosen on scores + expert_bias (LLaDA2's load-balancing bias, 0 elsewhere), optionally group-limited: the
 experts form `n_group` groups, a group scores the sum of its two best experts, and only the `topk_group` best
 groups may be chosen (LLaDA2 / DeepSeek-V3). A chosen expert's weight is its score (without the bias),
-renormalised over the k chosen when `norm_topk` (and k > 1), times `routed_scale`. Shared experts (LLaDA2) run
-on every token and are added.
+renormalised over the k chosen when `norm_topk` (and k > 1), times `routed_scale`; LLaDA-MoE instead weighs
+by the biased score (`bias_in_weights`). Shared experts (LLaDA2, LLaDA-MoE) run on every token and are added.
 
 Dispatch is batched by expert: the (token, expert) pairs are sorted by expert and each expert runs once on all
 of its tokens; a token's output never depends on the other tokens. Sizing each expert's batch reads the
@@ -26,13 +26,14 @@ class MoEConfig:
     n_experts: int
     top_k: int
     expert_hidden: int
-    n_shared: int = 0          # shared experts, fused into one SwiGLU of width n_shared · expert_hidden
+    shared_hidden: int = 0     # width of the shared experts (fused into one SwiGLU); 0 = none
     scoring: str = "softmax"   # softmax | sigmoid
     norm_topk: bool = True
     n_group: int = 1
     topk_group: int = 1
     routed_scale: float = 1.0
     expert_bias: bool = False
+    bias_in_weights: bool = False   # LLaDA-MoE: the expert bias is part of the routing weight too
 
     def check(self) -> None:
         if self.scoring not in ("softmax", "sigmoid"):
@@ -68,7 +69,7 @@ class Router(nn.Module):
         if cfg.n_group > 1:
             choose = self.limit_groups(choose)
         experts = choose.topk(cfg.top_k, dim=-1).indices                             # (T, k)
-        weights = scores.gather(1, experts)                                          # (T, k)
+        weights = (choose if cfg.bias_in_weights else scores).gather(1, experts)     # (T, k)
         if cfg.norm_topk and cfg.top_k > 1:
             weights = weights / (weights.sum(-1, keepdim=True) + 1e-20)
         return experts, weights * cfg.routed_scale
@@ -91,8 +92,8 @@ class MoE(nn.Module):
         cfg.check()
         self.gate = Router(d_model, cfg)
         self.experts = nn.ModuleList(SwiGLU(d_model, cfg.expert_hidden) for _ in range(cfg.n_experts))
-        if cfg.n_shared:
-            self.shared_experts = SwiGLU(d_model, cfg.expert_hidden * cfg.n_shared)
+        if cfg.shared_hidden:
+            self.shared_experts = SwiGLU(d_model, cfg.shared_hidden)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, S, d) → (B, S, d)."""

@@ -5,9 +5,9 @@ from types import ModuleType
 from typing import Any
 
 from unmask.errors import CheckpointError
-from unmask.models import block_diffusion, dream, llada, llada2
+from unmask.models import block_diffusion, dream, llada, llada2, llada_moe
 
-ARCH_MODULES: tuple[ModuleType, ...] = (llada, dream, block_diffusion, llada2)
+ARCH_MODULES: tuple[ModuleType, ...] = (llada, dream, block_diffusion, llada2, llada_moe)
 
 
 def architectures(cfg: dict[str, Any]) -> list[str]:

@@ -36,8 +36,8 @@ class ArchConfig:
     fused_qkv: bool = False                # one q|k|v projection (LLaDA2's query_key_value)
     o_bias: bool = False
     rotary_dim: int | None = None          # partial rotary: only the first rotary_dim dims rotate (LLaDA2)
-    moe: MoEConfig | None = None           # mixture-of-experts FFN from layer `first_dense_layers` on
-    first_dense_layers: int = 0
+    moe: MoEConfig | None = None           # mixture-of-experts FFN in every layer not in `dense_layers`
+    dense_layers: tuple[int, ...] = ()
 
     @property
     def head_dim(self) -> int:
@@ -127,7 +127,7 @@ class DecoderLayer(nn.Module):
         self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.attn = Attention(cfg)
         self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-        sparse = cfg.moe is not None and index >= cfg.first_dense_layers
+        sparse = cfg.moe is not None and index not in cfg.dense_layers
         self.mlp = MoE(cfg.d_model, cfg.moe) if sparse else SwiGLU(cfg.d_model, cfg.ffn_hidden)
 
     def forward(self, h: Tensor, positions: Tensor, rotary: Rotary, view: LayerView) -> Tensor:
