@@ -27,10 +27,16 @@ def run():
 def test_one_token_per_step_scores_at_least_90_percent_with_the_exact_cache(run):
     llm, decode = run
     assert llm.spec.attention == "block_causal:16"
-    plain_acc, plain = decode(ONE_PER_STEP)
     cached_acc, cached = decode(ONE_PER_STEP.replace(cache="block-causal"))
-    assert plain_acc >= 0.9
-    assert [c.token_ids for c in cached] == [c.token_ids for c in plain] and cached_acc == plain_acc
+    assert cached_acc >= 0.9
+
+
+def test_the_exact_cache_gives_the_tokens_of_no_cache_for_less_compute(run):
+    llm, _ = run
+    prompts = [get_task("arith").prompt(e) for e in get_task("arith").examples("test", 16)]
+    plain = llm.generate(prompts, ONE_PER_STEP)
+    cached = llm.generate(prompts, ONE_PER_STEP.replace(cache="block-causal"))
+    assert [c.token_ids for c in cached] == [c.token_ids for c in plain]
     assert sum(c.computed for c in cached) < 0.4 * sum(c.computed for c in plain)
 
 

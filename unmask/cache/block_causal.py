@@ -14,7 +14,8 @@ block, which is then computed whole; a last, short window also predicts the end 
 it. So a row computes about n positions per step inside a block and 2n at a block change and in those windows.
 
 Host values: the span a row computes next (its `need`) is known on the device after `update` and reaches the
-host with the step's one sync; a row that has never run computes its whole canvas in a forward of its own.
+host with the step's one sync. Rows needing more than one block next (a first step: the whole canvas; a
+block change or a short window: two blocks) run in a forward of their own, so the others compute one block.
 """
 from __future__ import annotations
 
@@ -106,6 +107,13 @@ class BlockCausalCache(Cache):
         lo, hi, _, _ = self.spans(P, shift, state, window_index, self.cached)
         # a remask rule may keep a row on its current block: then it needs less than this (never more)
         return (hi - lo).long()
+
+    def heavy_rows(self, state: DecodeState) -> list[bool]:
+        """Rows whose next forward is more than one block (a first step, a block change, a short first or last
+        window) run in a forward of their own, so the rows inside a block compute just their block."""
+        one_block = self.n + self.dims[2]
+        return [need is None or need > one_block for need in self.need_rows] if len(self.need_rows) == state.batch \
+            else [True] * state.batch
 
     def host_reply(self, values: list[int]) -> None:
         self.need_rows = list(values)
