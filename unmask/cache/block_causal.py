@@ -9,9 +9,11 @@ depend only on finished blocks, so they are exact forever. Each step a row compu
 Queries attend the cached K/V of everything before that span. The logits are those of `none` exactly.
 
 Each forward predicts n = block positions per row, [p0, p0 + n) with p0 = the window's start clamped into
-the canvas: a first window holding the prompt's tail (shorter than n) also predicts the start of the next
-block, which is then computed whole; a last, short window also predicts the end of the finished block before
-it. So a row computes about n positions per step inside a block and 2n at a block change and in those windows.
+the generated region. A last, short window also predicts the end of the finished block before it (computed:
+its queries attend only cached blocks). A first window holding the prompt's tail (shorter than n) also
+predicts the start of the next block, which is NOT computed: those predictions are placeholders (the last
+computed row's logits) outside the window, which no rule may commit (candidates are window positions), so
+the tokens are those of `none`. A row computes n (+ shift) positions per step, 2n at a block change.
 
 Host values: the span a row computes next (its `need`) is known on the device after `update` and reaches the
 host with the step's one sync. Rows needing more than one block next (a first step: the whole canvas; a
@@ -68,8 +70,7 @@ class BlockCausalCache(Cache):
         off = state.block_offset
         start = window_index * n - off                                   # window's block start, generated index
         p0 = start.clamp(0, G - n)                                       # (B,)
-        last = p0 + n - 1 + off                                          # last predicted, in block coordinates
-        hi = P + ((last // n + 1) * n - off).clamp(max=G)                # end of the block holding it
+        hi = P + (start + n).clamp(max=G)                                # end of the window's block
         lo = (torch.minimum(torch.minimum(cached, P + start), P + p0) - shift).clamp(min=0)
         return lo, hi, p0, P + start
 
@@ -90,7 +91,7 @@ class BlockCausalCache(Cache):
             compute = first[:, None] + torch.arange(Q, device=lo.device)  # (B, Q)
             idx = compute
         write = (idx >= lo[:, None]) & (idx < hi[:, None])               # (B, Q or L)
-        logits_at = (P + predicts - shift) - first[:, None]              # (B, n) into the computed rows
+        logits_at = ((P + predicts - shift) - first[:, None]).clamp(0, Q - 1)   # (B, n) into the computed rows
         mask = attention_mask(canvas.key_mask, compute, self.attention, canvas.positions)
         return Plan(compute=compute, logits_at=logits_at, predicts=predicts,
                     view=KVView(self.store, compute, write, mask))
