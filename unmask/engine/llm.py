@@ -10,6 +10,7 @@ import torch
 
 from unmask.config import DecodeConfig
 from unmask.engine.api import Completion, StepOutput
+from unmask.engine.block_layout import check_for_model
 from unmask.engine.engine import Engine
 from unmask.errors import CheckpointError, ConfigError, GenerationError, RequestError
 from unmask.models.cache_view import FullView
@@ -146,6 +147,11 @@ class LLM:
         if failed:
             raise GenerationError(f"prompt {failed[0][0]}: {failed[0][1]}")
         return [done[r] for r in order]
+
+    def check_config(self, config: DecodeConfig) -> None:
+        """ConfigError when `config` cannot decode this model (decode blocks that are not a block-causal model's
+        blocks, a cache that cannot serve its attention)."""
+        check_for_model(config, self.spec)
 
     def preset_config(self, name: str, **overrides: object) -> DecodeConfig:
         """Preset `name` on this model: the recipe, then the checkpoint's unmask_decode.json, then `overrides`

@@ -82,7 +82,9 @@ class Server:
             if limit > self.max_tokens:
                 raise ApiError(400, f"max_tokens {limit} is over this server's limit of {self.max_tokens}",
                                "max_tokens")
-            return with_max_tokens(cfg, limit), limit
+            cfg = with_max_tokens(cfg, limit)
+            self.llm.check_config(cfg)
+            return cfg, limit
         except ConfigError as e:
             raise ApiError(400, f"invalid decoding settings: {e}", "unmask") from None
 
