@@ -46,3 +46,14 @@ def test_its_own_preset_is_the_exact_cache():
     assert (cfg.cache, cfg.block_length, cfg.gen_length) == ("block-causal", 16, 48)
     with pytest.raises(ConfigError, match="block_length=16"):
         llm.generate(["What is 1 + 2?\n"], DecodeConfig(gen_length=48, block_length=48))
+
+
+def test_bench_skips_configs_the_model_cannot_decode(capsys):
+    from unmask.bench.command import decodable
+
+    llm = LLM("tiny-arith-bd", device="cpu")
+    kept = decodable(llm, [("blocks", ONE_PER_STEP), ("one-shot", DecodeConfig(gen_length=48, block_length=48)),
+                           ("dual", ONE_PER_STEP.replace(cache="dual"))])
+    assert [label for label, _ in kept] == ["blocks"]
+    err = capsys.readouterr().err
+    assert "skipping one-shot" in err and "skipping dual" in err

@@ -93,6 +93,21 @@ def check_split(task: Any, split: str, limit: int) -> None:
         raise ConfigError(f"--split {split}: {e}") from None
 
 
+def decodable(llm: LLM, configs: list) -> list:
+    """The configs this model can decode; the others (e.g. one block of gen_length on a block-causal model) are
+    skipped with the reason on stderr. ConfigError when none is left."""
+    kept = []
+    for label, config in configs:
+        try:
+            llm.check_config(config)
+            kept.append((label, config))
+        except ConfigError as e:
+            print(f"bench: skipping {label}: {e}", file=sys.stderr)
+    if not kept:
+        raise ConfigError("this model can decode none of the configs (see the reasons above)")
+    return kept
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler of `unmask bench`; raises UnmaskError (ConfigError, CheckpointError, …) on user errors."""
     out = check_output_dir(args.out, "--out")  # before any work: a bad --out must not cost the whole run
@@ -105,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     check_split(task, args.split, args.limit)
     configs = spec_from_args(args).configs(task.gen_length)  # validate everything before loading the model
     llm = LLM(args.model, device=args.device, dtype=args.dtype)
+    configs = decodable(llm, configs)
     records = run_bench(llm, task, configs, limit=args.limit, batch_size=args.batch_size,
                         progress=ProgressBar(sys.stderr), split=args.split, seed=args.seed, chat=args.chat)
     meta = run_meta(str(args.model), task.name, args.split, records[0].n, args.batch_size, args.seed, llm.device)
