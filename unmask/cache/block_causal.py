@@ -110,8 +110,8 @@ class BlockCausalCache(Cache):
         return (hi - lo).long()
 
     def heavy_rows(self, state: DecodeState) -> list[bool]:
-        """Rows whose next forward is more than one block (a first step, a block change, a short first or last
-        window) run in a forward of their own, so the rows inside a block compute just their block."""
+        """Rows whose next forward is more than one block (a first step: the whole canvas; a block change: the
+        finished block too) run in a forward of their own, so the rows inside a block compute just their block."""
         one_block = self.n + self.dims[2]
         return [need is None or need > one_block for need in self.need_rows] if len(self.need_rows) == state.batch \
             else [True] * state.batch
