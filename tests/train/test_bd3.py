@@ -84,16 +84,16 @@ def test_loss_weights_masked_tokens_by_their_blocks_p():
 
 def test_a_few_steps_lower_the_loss():
     torch.manual_seed(0)
-    model, batch = tiny_model(), collate(PAIRS * 4)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, foreach=False)
+    model, batch = tiny_model(), collate(PAIRS * 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3, foreach=False)
     losses = []
-    for step in range(30):
+    for step in range(15):
         loss = bd3_loss(model, batch, 4, torch.Generator().manual_seed(step % 3))
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
+    assert sum(losses[-3:]) < 0.5 * sum(losses[:3])
 
 
 def test_run_writes_a_block_causal_checkpoint(tmp_path):
