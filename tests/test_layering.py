@@ -18,7 +18,7 @@ FORBIDDEN = {
     "eval": ("serve", "models", "decoding", "cache", "train", "engine.step", "engine.group", "engine.build",
              "engine.runner", "engine.engine"),
 }
-CACHE_MAY_USE = ("models.cache_view", "models.spec", "decoding.state")
+CACHE_MAY_USE = ("models.cache_view", "models.spec", "models.block_mask", "decoding.state")
 
 
 def imports(path: Path) -> list[str]:

@@ -138,6 +138,27 @@ PRESETS: dict[str, Preset] = {
         "arXiv 2506.10848 (SlowFast Sampling), LiangrunFlora/Slow-Fast-Sampling generate_slow_fast_sampling",
         "sub-cycles: 6 slow steps estimate the confident span (conf ≥ 0.3, stable when 2 estimates' std < 1), "
         "then fast steps fill it (conf ≥ 0.9 if more than one, else top-1) on the input cut after the span"),
+    "block-diffusion": Preset(
+        {"gen_length": 48, "steps": 48, "block_length": 16, "commit": "linear", "alg": "confidence",
+         "cache": "block-causal"},
+        "arXiv 2503.09573 (BD3-LM)",
+        "block-causal model (tiny-arith-bd): one token per step in its blocks of 16, exact block cache"),
+    "sdar": Preset(
+        {"gen_length": 256, "block_length": 4, "commit": "threshold", "threshold": 0.9, "alg": "confidence",
+         "cache": "block-causal"},
+        "SDAR (JetAstra/SDAR model cards), SGLang dLLM LowConfidence",
+        "blocks of 4 (the model's), commit confidence ≥ 0.9 (at least one per step), exact block cache"),
+    "fast-dllm-v2": Preset(
+        {"gen_length": 256, "block_length": 32, "commit": "threshold", "threshold": 0.9, "alg": "confidence",
+         "cache": "block-causal"},
+        "arXiv 2509.26328 (Fast-dLLM v2), v2/generation_functions.py",
+        "blocks of 32 (the model's), threshold 0.9 over the block (the reference's 8-token sub-blocks are not "
+        "reproduced), exact block cache"),
+    "llada2": Preset(
+        {"gen_length": 256, "block_length": 32, "commit": "threshold", "threshold": 0.95, "alg": "confidence",
+         "cache": "block-causal"},
+        "LLaDA2.0 model card, SGLang dLLM LowConfidence (threshold 0.95)",
+        "blocks of 32 (the model's), commit confidence ≥ 0.95 (at least one per step), exact block cache"),
     "dinfer-credit": Preset(
         {"gen_length": 256, "block_length": 32, "commit": "threshold", "threshold": 0.9, "alg": "confidence",
          "logits_fusion": "credit", "credit_alpha": 0.7, "credit_gamma": 0.2, "credit_beta": 0.8},

@@ -19,7 +19,10 @@ REFRESH_EVERY_STEP: dict[str, dict] = {
     "feature": {"prompt_interval": 1, "response_interval": 1},
     "d2": {"d2_current_k": 1 << 20, "rollout_p": 1.0},
     "elastic": {"gamma": 1.0, "elastic_window": 1 << 20},
+    "block-causal": {},   # exact at every step (test_cache_block_causal.py); serves only block-causal models
 }
+# caches that serve only models of another attention pattern run on such a model (blocks = the decode blocks)
+ATTENTION = {"block-causal": "block_causal:8"}
 # linear: rows move through blocks together; threshold 0.1: rows end up in different blocks at the same step
 COMMITS = {"linear": {"commit": "linear", "steps": 24}, "threshold": {"commit": "threshold", "threshold": 0.1}}
 
@@ -35,7 +38,7 @@ def test_every_registered_cache_has_a_refresh_every_step_setting():
 def test_refresh_every_step_equals_none(name, arch, commit):
     if name not in REFRESH_EVERY_STEP:
         pytest.fail(f"cache {name!r} has no entry in REFRESH_EVERY_STEP")
-    model, spec = tiny(arch)
+    model, spec = tiny(arch, attention=ATTENTION.get(name, "full"))
     base = DecodeConfig(gen_length=24, block_length=8, stop_at_eos=False, **COMMITS[commit])
     cfg = base.replace(cache=name, **REFRESH_EVERY_STEP[name])
     for prompts in (PROMPTS, PROMPTS[1:2]):                      # batch > 1 (left padded) and batch 1

@@ -108,7 +108,7 @@ def test_caches_refreshing_every_step_equal_none_with_remasking(model, rule, cac
     assert [c.nfe for c in got] == [c.nfe for c in expected]
 
 
-@pytest.mark.parametrize("cache", sorted(set(CACHES.names()) - {"none", "prefix", "dual", "vicinity"}))
+@pytest.mark.parametrize("cache", sorted(set(CACHES.names()) - {"none", "prefix", "dual", "vicinity", "block-causal"}))
 def test_other_caches_refuse_remasking_with_the_reason(cache):
     with pytest.raises(ConfigError, match=f"cache '{cache}' reuses .* which remask 'edit' may reopen or edit"):
         DecodeConfig(**BASE, cache=cache, remask="edit")

@@ -31,9 +31,14 @@ COMMIT_KNOBS = {"linear": {"steps": 16}, "eb": {"alg": "entropy", "eb_gamma": 0.
                 "entropy-threshold": {"alg": "entropy", "threshold": 1.0}}
 
 
+BLOCK_CAUSAL_ONLY = ("block-causal",)   # caches that serve only block-causal models (test below)
+
+
 def configs() -> list[tuple[str, DecodeConfig]]:
     out = []
     for cache in CACHES.names():
+        if cache in BLOCK_CAUSAL_ONLY:
+            continue
         out.append((f"cache={cache}", DecodeConfig(**BASE, steps=16, cache=cache, **CACHE_KNOBS.get(cache, {}))))
     for rule in COMMIT.names():
         out.append((f"commit={rule}", DecodeConfig(**BASE, commit=rule, **COMMIT_KNOBS.get(rule, {}))))
@@ -82,6 +87,25 @@ def test_alone_batched_and_joining_give_the_same_tokens(model, name, cfg):
         joined = run(Engine(net, spec), [(p, cfg) for p in OTHERS], late=(LATE, cfg), join_at=k)
         assert joined[-1] == alone, f"joined at step {k}"
         assert joined[:3] == batched[:2] + [batched[3]], "the running rows are unaffected by the join"
+
+
+BLOCK_CAUSAL_CONFIGS = [("none", DecodeConfig(**BASE, steps=16)),
+                        ("block-causal", DecodeConfig(**BASE, steps=16, cache="block-causal")),
+                        ("threshold+block-causal", DecodeConfig(**BASE, commit="threshold", threshold=0.3,
+                                                                cache="block-causal"))]
+
+
+@pytest.mark.parametrize("arch", ["llada", "dream"])
+@pytest.mark.parametrize("name,cfg", BLOCK_CAUSAL_CONFIGS, ids=[n for n, _ in BLOCK_CAUSAL_CONFIGS])
+def test_block_causal_model_alone_batched_and_joining_give_the_same_tokens(arch, name, cfg):
+    """On a block-causal model each row's blocks sit at its own positions (prompt lengths 4, 8, 3, 11 with
+    blocks of 8), whichever rows share its steps."""
+    net, spec = tiny(arch, attention="block_causal:8")
+    alone = run(Engine(net, spec), [(LATE, cfg)])[0]
+    batched = run(Engine(net, spec), [(p, cfg) for p in OTHERS[:2]] + [(LATE, cfg)] + [(OTHERS[2], cfg)])
+    assert batched[2] == alone
+    joined = run(Engine(net, spec), [(p, cfg) for p in OTHERS], late=(LATE, cfg), join_at=3)
+    assert joined[-1] == alone and joined[:3] == batched[:2] + [batched[3]]
 
 
 def test_groups_share_a_step_and_slots_are_freed(model):

@@ -104,6 +104,25 @@ def check_split(task: Any, split: str, limit: int) -> None:
         raise ConfigError(f"--split {split}: {e}") from None
 
 
+def decodable(llm: LLM, configs: list, baseline: str | None = None) -> list:
+    """The configs this model can decode; the others (e.g. one block of gen_length on a block-causal model) are
+    skipped with the reason on stderr. The baseline cannot be skipped: every record is compared with it, so a
+    baseline the model cannot decode is a ConfigError (suggesting --no-baseline), as is having none left."""
+    kept = []
+    for label, config in configs:
+        try:
+            llm.check_config(config)
+            kept.append((label, config))
+        except ConfigError as e:
+            if label == baseline:
+                raise ConfigError(f"config {label!r} cannot run on this model: {e} (drop the baseline with "
+                                  f"--no-baseline)") from None
+            print(f"bench: skipping {label}: {e}", file=sys.stderr)
+    if not kept:
+        raise ConfigError("this model can decode none of the configs (see the reasons above)")
+    return kept
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler of `unmask bench`; raises UnmaskError (ConfigError, CheckpointError, …) on user errors."""
     out = check_output_dir(args.out, "--out")  # before any work: a bad --out must not cost the whole run
@@ -118,12 +137,7 @@ def run(args: argparse.Namespace) -> int:
     check_split(task, args.split, args.limit)
     configs = spec_from_args(args).configs(task.gen_length)  # validate everything before loading the model
     llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
-    for label, config in configs:   # before any work: every config must suit this model
-        try:
-            llm.check_config(config)
-        except ConfigError as e:
-            raise ConfigError(f"config {label!r} cannot run on this model: {e}"
-                              + (" (drop the baseline with --no-baseline)" if label == "llada" else "")) from None
+    configs = decodable(llm, configs, baseline=None if args.no_baseline else configs[0][0])
     records = run_bench(llm, task, configs, limit=args.limit, batch_size=args.batch_size,
                         progress=ProgressBar(sys.stderr), split=args.split, seed=args.seed, chat=args.chat,
                         invariance_n=args.invariance_n)

@@ -45,6 +45,11 @@ class Cache(ABC):
                               f"remask {cfg.remask!r} may reopen or edit; use cache 'none', 'prefix', 'dual' or "
                               f"'vicinity' with a remask rule")
 
+    @classmethod
+    def check_spec(cls, spec) -> None:
+        """Raise ConfigError when this cache cannot serve a model with `spec` (a DiffusionSpec), naming why.
+        Called when a request meets the model, before anything is built."""
+
     @abstractmethod
     def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:
         """Plan the next forward. window: (B, G) bool, the positions that may be committed this step."""

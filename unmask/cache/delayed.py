@@ -64,7 +64,7 @@ class DelayedCache(Cache):
                 needs = torch.zeros_like(canvas.key_mask)
                 needs[:, P - shift:P - shift + G] = self.needs(state, P, shift)
                 write = needs | torch.tensor(refresh, device=needs.device)[:, None]
-            mask = attention_mask(canvas.key_mask, None, self.attention)
+            mask = attention_mask(canvas.key_mask, None, self.attention, canvas.positions)
             plan = full_plan(canvas, state, KVView(self.store, None, write, mask))
             self.pending = (None, write, self.input_masked(canvas, state))
             return plan
@@ -75,7 +75,7 @@ class DelayedCache(Cache):
         g = order.sort(-1).values                                           # (B, Q) distinct slots
         compute = P - shift + g                                             # (B, Q) canvas indices
         write = needs.gather(1, g)
-        mask = attention_mask(canvas.key_mask, compute, self.attention)
+        mask = attention_mask(canvas.key_mask, compute, self.attention, canvas.positions)
         self.pending = (compute, write, self.input_masked(canvas, state))
         view = KVView(self.store, compute, write, mask)
         return Plan(compute=compute, logits_at=torch.arange(g.shape[1], device=g.device).expand_as(g),

@@ -4,10 +4,8 @@ Keys are stored ROTATED: the model rotates each key at its own absolute position
 canvas slot's position never changes during a decode, so a cached rotated key stays valid for that slot
 (Fast-dLLM stores pre-RoPE keys instead, METHODS.md §19 rule 4; both re-rotate correctly).
 
-Attention patterns (`DiffusionSpec.attention`):
-* "full": every query attends every real (non-padding) key of its row.
-* "block_causal:<n>": query at canvas index i may attend key j iff j // n <= i // n, where blocks of n count
-  from canvas index 0 (the first column of the left-padded prompt), not from each row's first real token.
+Attention patterns (`DiffusionSpec.attention`) are built by `models.block_mask` from each row's positions:
+"full", or "block_causal:<n>" with blocks counted from each row's own position 0 (not from the canvas column).
 """
 from __future__ import annotations
 
@@ -15,40 +13,26 @@ import torch
 from torch import Tensor
 
 from unmask.errors import ConfigError
-from unmask.models.cache_view import CacheView, FullView, LayerView
+from unmask.models.block_mask import pattern_mask
+from unmask.models.block_mask import block_size as _block_size
+from unmask.models.cache_view import CacheView, LayerView, MaskView
 
 
 def block_size(attention: str) -> int | None:
-    """None for full attention, n for "block_causal:<n>"."""
-    if attention == "full":
-        return None
-    kind, _, n = attention.partition(":")
-    if kind != "block_causal" or not n.isdigit() or int(n) <= 0:
-        raise ConfigError(f"unknown attention pattern {attention!r}; expected 'full' or 'block_causal:<n>'")
-    return int(n)
+    """None for full attention, n for "block_causal:<n>"; ConfigError for anything else."""
+    try:
+        return _block_size(attention)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
-def attention_mask(key_mask: Tensor, queries: Tensor | None, attention: str) -> Tensor:
+def attention_mask(key_mask: Tensor, queries: Tensor | None, attention: str, positions: Tensor) -> Tensor:
     """Mask (B, 1, Q or 1, L) bool, True = attend, for queries at canvas indices `queries` (B, Q) (None = all L).
 
-    key_mask: (B, L) bool, False on left padding.
+    key_mask: (B, L) bool, False on left padding; positions: (B, L) long, the canvas positions.
     """
-    n = block_size(attention)
-    keys = key_mask[:, None, None, :]  # (B, 1, 1, L)
-    if n is None:
-        return keys
-    L = key_mask.shape[1]
-    idx = torch.arange(L, device=key_mask.device)
-    q = idx.expand(key_mask.shape[0], L) if queries is None else queries  # (B, Q)
-    causal = (idx // n)[None, None, :] <= (q // n)[:, :, None]             # (B, Q, L)
-    return keys & causal[:, None]
-
-
-class MaskView(FullView):
-    """No cache, any attention pattern: attend over exactly the computed positions under a fixed mask."""
-
-    def __init__(self, mask: Tensor) -> None:
-        self.mask = mask  # (B, 1, Q or 1, L) bool
+    block_size(attention)
+    return pattern_mask(key_mask, positions, attention, queries)
 
 
 class KVStore:

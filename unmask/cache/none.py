@@ -24,4 +24,5 @@ class NoCache(Cache):
     def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:
         if self.attention == "full":
             return full_plan(canvas, state, FullView(canvas.key_mask))
-        return full_plan(canvas, state, MaskView(attention_mask(canvas.key_mask, None, self.attention)))
+        return full_plan(canvas, state, MaskView(attention_mask(canvas.key_mask, None, self.attention,
+                                                                  canvas.positions)))

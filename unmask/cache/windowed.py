@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from unmask.cache.base import Cache
+from unmask.cache.base import CACHES, Cache
 from unmask.cache.kv_store import KVStore, KVView, attention_mask
 from unmask.cache.plan import Canvas, Plan
 from unmask.decoding.state import DecodeState
@@ -45,6 +45,14 @@ class WindowedKVCache(Cache):
             raise ConfigError(f"cache {cfg.cache!r} caches the masked suffix after the current block, but with one "
                               f"block (block_length {cfg.window_length} = gen_length {cfg.gen_length}) there is no "
                               f"suffix; set block_length < gen_length or use cache='prefix'")
+
+    @classmethod
+    def check_spec(cls, spec: DiffusionSpec) -> None:
+        if spec.attention != "full":
+            name = next(n for n in CACHES.names() if CACHES.get(n) is cls)
+            raise ConfigError(f"cache {name!r} refreshes whole-sequence K/V for full-attention models; this model "
+                              f"attends {spec.attention!r}: use cache 'block-causal' (exact, computes only the "
+                              f"current block)")
 
     def __init__(self, block_length: int, spec: DiffusionSpec | None = None,
                  cache_update_freq: int | None = None) -> None:
@@ -107,7 +115,7 @@ class WindowedKVCache(Cache):
             write = (compute >= first[:, None]) & (compute < hi[:, None])
         logits_at = ((lo - start)[:, None] + torch.arange(Bl, device=lo.device)).clamp(0, Q - 1)  # (B, Bl)
         predicts = (state.window_index * self.block_length)[:, None] + torch.arange(Bl, device=lo.device)
-        mask = attention_mask(canvas.key_mask, compute, self.attention)
+        mask = attention_mask(canvas.key_mask, compute, self.attention, canvas.positions)
         view = KVView(self.store, compute, write, mask)
         return Plan(compute=compute, logits_at=logits_at, predicts=predicts, view=view)
 

@@ -93,7 +93,7 @@ class RemaskPolicy(ABC):
         final = state.final_length()
         if not self.window_scoped:
             return final
-        window_start = self.window_of(final, state) * self.block_length
+        window_start = (self.window_of(final, state) * self.block_length - state.block_offset).clamp(min=0)
         return torch.minimum(final, window_start)
 
     def stop_limit(self, state: DecodeState) -> Tensor:
@@ -101,11 +101,11 @@ class RemaskPolicy(ABC):
         eos = state.first_eos()
         if not self.window_scoped:
             return eos
-        end = (self.window_of(eos, state) + 1) * self.block_length
+        end = (self.window_of(eos, state) + 1) * self.block_length - state.block_offset
         return torch.where(eos < state.gen_length, end.clamp(max=state.gen_length), eos)
 
     def window_of(self, position: Tensor, state: DecodeState) -> Tensor:
-        return position.clamp(max=state.gen_length - 1) // self.block_length
+        return (position.clamp(max=state.gen_length - 1) + state.block_offset) // self.block_length
 
     def no_changes(self, state: DecodeState) -> Changes:
         none = torch.zeros_like(state.is_masked)

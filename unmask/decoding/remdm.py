@@ -135,7 +135,7 @@ class RemdmRemask(RemaskPolicy):
         if self.inert:
             return state.is_masked
         idx = torch.arange(state.gen_length, device=state.tokens.device)
-        in_window = (idx // self.block_length)[None, :] == state.window_index[:, None]
+        in_window = (idx[None, :] + state.block_offset[:, None]) // self.block_length == state.window_index[:, None]
         return state.is_masked | (in_window & (state.window_step < self.steps)[:, None])
 
     def sigma(self, view: StepView, eligible: Tensor, state: DecodeState) -> Tensor:

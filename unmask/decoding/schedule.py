@@ -27,7 +27,9 @@ class BlockSchedule(Schedule):
     """Semi-autoregressive blocks (LLaDA, Fast-dLLM): a row works on the first block that still has a mask.
 
     With block_length == gen_length this is the full-sequence schedule. A row with no mask left stays on
-    its last block.
+    its last block. Blocks count from `state.block_offset` (B,): generated index i is in block
+    (i + offset) // block_length, so on a block-causal model the first block is the one holding the prompt's
+    tail (shorter) and every block is one of the model's.
     """
 
     def __init__(self, block_length: int) -> None:
@@ -38,8 +40,9 @@ class BlockSchedule(Schedule):
         idx = torch.arange(G, device=state.tokens.device)
         open_ = state.is_masked if unsettled is None else unsettled
         first_masked = torch.where(open_, idx, G).min(-1).values                     # (B,)
-        index = first_masked.clamp(max=G - 1) // self.block_length                   # (B,)
-        return index, (idx // self.block_length)[None, :] == index[:, None]
+        offset = state.block_offset                                                  # (B,)
+        index = (first_masked.clamp(max=G - 1) + offset) // self.block_length        # (B,)
+        return index, (idx[None, :] + offset[:, None]) // self.block_length == index[:, None]
 
 
 @SCHEDULES.register("full")

@@ -23,6 +23,8 @@ class DecodeState:
     window_step: (B,) long, steps taken since the row's window last changed.
     window_size: (B,) long, masked positions the window held when it opened.
     row_step: (B,) long, steps the row has taken (its own clock: 0 at its first step).
+    block_offset: (B,) long, where generated index 0 sits inside its first block (block-causal models: the
+    prompt length mod the model's block, so the schedule's blocks are the model's; 0 otherwise).
     nfe: (B,) long, model forwards spent on each row.     finished: (B,) bool.
     """
 
@@ -34,6 +36,7 @@ class DecodeState:
     window_step: Tensor
     window_size: Tensor
     row_step: Tensor
+    block_offset: Tensor
     nfe: Tensor
     finished: Tensor
     mask_id: int
@@ -43,7 +46,7 @@ class DecodeState:
     # steps (e.g. KLASS's previous distributions); moved with the rows, zero for rows that join later
 
     ROW_FIELDS = ("tokens", "is_masked", "committed_at", "reopened", "window_index", "window_step", "window_size", "row_step",
-                  "nfe", "finished")
+                  "block_offset", "nfe", "finished")
 
     @classmethod
     def start(cls, batch: int, gen_length: int, mask_id: int, eos_ids: tuple[int, ...],
@@ -55,7 +58,7 @@ class DecodeState:
             committed_at=torch.full((batch, gen_length), -1, dtype=torch.long, device=device),
             reopened=torch.zeros(batch, gen_length, dtype=torch.long, device=device),
             window_index=zeros.clone(), window_step=zeros.clone(), window_size=zeros.clone(),
-            row_step=zeros.clone(), nfe=zeros.clone(),
+            row_step=zeros.clone(), block_offset=zeros.clone(), nfe=zeros.clone(),
             finished=torch.zeros(batch, dtype=torch.bool, device=device), mask_id=mask_id, eos_ids=eos_ids,
             row_steps=[0] * batch)
 

@@ -26,6 +26,7 @@ from unmask.config import DecodeConfig
 from unmask.decoding.uniform import check_uniform_config
 from unmask.engine.api import BATCHING, Completion, FinishReason, StepOutput
 from unmask.engine.canvas_group import CanvasGroup
+from unmask.engine.block_layout import check_for_model
 from unmask.engine.group import Group
 from unmask.engine.memory import available_bytes, describe, row_bytes
 from unmask.engine.request import RequestState
@@ -164,9 +165,11 @@ class Engine:
 
     # ---- inside a step ----------------------------------------------------------------------------
     def check_config(self, config: DecodeConfig) -> None:
-        """ConfigError when `config` asks for something this model's corruption kind cannot do."""
+        """ConfigError when `config` asks for something this model cannot do: its corruption kind (uniform
+        noise), its attention (block-causal blocks and the caches that serve them)."""
         if self.spec.corruption == "uniform":
             check_uniform_config(config, self.spec.canvas_length)
+        check_for_model(config, self.spec)
 
     def check_prompt(self, prompt_ids, allow_mask: bool = False) -> list[int]:
         """The ids as a list of ints, or RequestError naming the bad id (floats, bools, out of vocabulary)."""

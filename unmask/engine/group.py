@@ -16,6 +16,7 @@ from unmask.cache import Canvas
 from unmask.config import DecodeConfig
 from unmask.decoding import DecodeState
 from unmask.engine.api import Completion, FinishReason, StepOutput
+from unmask.engine.block_layout import block_offsets
 from unmask.engine.build import build_parts
 from unmask.engine.request import RequestState
 from unmask.engine.step import denoise_step
@@ -53,6 +54,7 @@ class Group:
         key_mask = torch.cat([real, torch.ones(len(requests), G, dtype=torch.bool, device=self.device)], 1)
         canvas = Canvas(prompt, key_mask, positions_from_mask(key_mask), self.spec.logit_shift)
         state = DecodeState.start(len(requests), G, self.spec.mask_id, self.spec.eos_ids, self.device)
+        state.block_offset = block_offsets([r.prompt_length for r in requests], self.spec, self.device)
         return canvas, state
 
     def join(self, requests: list[RequestState]) -> None:

@@ -145,7 +145,8 @@ class LLM:
         return checked
 
     def check_config(self, config: DecodeConfig) -> None:
-        """ConfigError when this model cannot decode with `config` (e.g. a mask-model rule on DiffusionGemma)."""
+        """ConfigError when this model cannot decode with `config` (a mask-model rule on DiffusionGemma, decode
+        blocks that are not a block-causal model's blocks, a cache that cannot serve its attention)."""
         self.engine.check_config(config)
 
     def make_engine(self, **options: object) -> Engine:

@@ -77,9 +77,16 @@ class FullView(CacheView, LayerView):
         return k, v, self.mask
 
 
+class MaskView(FullView):
+    """No cache, any attention pattern: attend over exactly the computed positions under a fixed mask."""
+
+    def __init__(self, mask: Tensor) -> None:
+        self.mask = mask  # (B, 1, Q or 1, K) bool, True = attend
+
+
 def positions_from_mask(key_mask: Tensor) -> Tensor:
     """Position ids for a left-padded batch: 0 at each row's first real token, (B, L) long."""
     return (key_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-__all__ = ["CacheView", "FullView", "LayerView", "positions_from_mask", "torch"]
+__all__ = ["CacheView", "FullView", "LayerView", "MaskView", "positions_from_mask", "torch"]

@@ -38,7 +38,11 @@ class Rotary(nn.Module):
         self.cos, self.sin = emb.cos(), emb.sin()
 
     def forward(self, x: Tensor, positions: Tensor) -> Tensor:
-        """x: (B, H, Q, D); positions: (B, Q) long. Rotation in float32, result in x's dtype."""
+        """x: (B, H, Q, D); positions: (B, Q) long. Rotation in float32, result in x's dtype. With D larger than
+        the table's head_dim (partial rotary, LLaDA2) only the first head_dim dims rotate."""
+        if x.shape[-1] > self.head_dim:
+            r = self.head_dim
+            return torch.cat([self(x[..., :r], positions), x[..., r:]], dim=-1)
         cos = self.cos[positions][:, None]  # (B, 1, Q, D)
         sin = self.sin[positions][:, None]
         x32 = x.float()

@@ -49,8 +49,11 @@ def from_config(cfg: dict[str, Any]) -> tuple[ArchConfig, DiffusionSpec]:
         tie_embeddings=bool_key(cfg, "weight_tying", False),
     )
     eos = token_ids_key(cfg, "eos_token_id", 126081)
+    # block_size: unmask's key for a LLaDA-layout model trained block-causally (BD3-LM, `unmask train --objective bd3`)
+    attention = f"block_causal:{int_key(cfg, 'block_size')}" if cfg.get("block_size") is not None else "full"
     spec = DiffusionSpec(mask_id=token_id_key(cfg, "mask_token_id", 126336), eos_ids=eos, logit_shift=0,
-                         attention="full", context_len=context, default_preset="llada",
+                         attention=attention, context_len=context,
+                         default_preset="llada" if attention == "full" else "block-diffusion",
                          pad_id=token_id_key(cfg, "pad_token_id", eos[0]))
     return arch, spec
 

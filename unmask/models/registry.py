@@ -5,9 +5,9 @@ from types import ModuleType
 from typing import Any
 
 from unmask.errors import CheckpointError
-from unmask.models import diffusion_gemma, dream, llada
+from unmask.models import block_diffusion, diffusion_gemma, dream, llada, llada2, llada_moe
 
-ARCH_MODULES: tuple[ModuleType, ...] = (llada, dream, diffusion_gemma)
+ARCH_MODULES: tuple[ModuleType, ...] = (llada, dream, block_diffusion, llada2, llada_moe, diffusion_gemma)
 
 
 def architectures(cfg: dict[str, Any]) -> list[str]:

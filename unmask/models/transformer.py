@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from unmask.models.attention import attend, attend_with_probs
 from unmask.models.cache_view import CacheView, FullView, LayerView
 from unmask.models.layers import RMSNorm, Rotary, SwiGLU
+from unmask.models.moe import MoE, MoEConfig
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,25 @@ class ArchConfig:
     max_positions: int
     qkv_bias: bool = False
     tie_embeddings: bool = False
+    head_dim_override: int | None = None   # an explicit head_dim (Qwen3 / SDAR, LLaDA2) instead of d_model / n_heads
+    qk_norm: bool = False                  # per-head RMSNorm on q and k before RoPE (Qwen3 / SDAR, LLaDA2)
+    fused_qkv: bool = False                # one q|k|v projection (LLaDA2's query_key_value)
+    o_bias: bool = False
+    rotary_dim: int | None = None          # partial rotary: only the first rotary_dim dims rotate (LLaDA2)
+    moe: MoEConfig | None = None           # mixture-of-experts FFN in every layer not in `dense_layers`
+    dense_layers: tuple[int, ...] = ()
 
     @property
     def head_dim(self) -> int:
-        return self.d_model // self.n_heads
+        return self.head_dim_override or self.d_model // self.n_heads
 
     def check(self) -> None:
         """Raise ValueError when the sizes cannot form a model."""
-        if self.d_model % self.n_heads:
+        if self.moe is not None:
+            self.moe.check()
+        if self.rotary_dim is not None and not (0 < self.rotary_dim <= self.head_dim and self.rotary_dim % 2 == 0):
+            raise ValueError(f"rotary dim {self.rotary_dim} must be even and in (0, head_dim {self.head_dim}]")
+        if self.head_dim_override is None and self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.n_heads % self.n_kv_heads:
             raise ValueError(f"n_heads {self.n_heads} is not divisible by n_kv_heads {self.n_kv_heads}")
@@ -57,21 +69,48 @@ class Attention(nn.Module):
     def __init__(self, cfg: ArchConfig) -> None:
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
-        self.q_proj = nn.Linear(cfg.d_model, cfg.n_heads * cfg.head_dim, bias=cfg.qkv_bias)
-        self.k_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
-        self.v_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
-        self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=False)
+        widths = (cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim)
+        if cfg.fused_qkv:
+            self.qkv_proj = nn.Linear(cfg.d_model, sum(widths), bias=cfg.qkv_bias)
+        else:
+            self.q_proj = nn.Linear(cfg.d_model, widths[0], bias=cfg.qkv_bias)
+            self.k_proj = nn.Linear(cfg.d_model, widths[1], bias=cfg.qkv_bias)
+            self.v_proj = nn.Linear(cfg.d_model, widths[2], bias=cfg.qkv_bias)
+        self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=cfg.o_bias)
+        if cfg.qk_norm:
+            self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
+            self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
+        self.widths = widths
+
+    def heads(self, t: Tensor, n: int) -> Tensor:
+        """(B, S, n·D) → (B, n, S, D)."""
+        return t.view(t.shape[0], t.shape[1], n, self.head_dim).transpose(1, 2)
+
+    def project(self, x: Tensor, rows_of) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """q (B, H, S, D), k (B, Hkv, S, D) of the selected rows, v (B, Hkv, Q, D) of all rows, and the rows.
+        rows_of(v) is the view's `select`."""
+        if hasattr(self, "qkv_proj"):
+            q, k, v = self.qkv_proj(x).split(self.widths, dim=-1)
+            v = self.heads(v, self.n_kv_heads)
+            rows = rows_of(v)
+            if rows is not None:
+                q, k = gather_rows(q, rows), gather_rows(k, rows)
+            return self.heads(q, self.n_heads), self.heads(k, self.n_kv_heads), v, rows
+        v = self.heads(self.v_proj(x), self.n_kv_heads)                                # (B, Hkv, Q, D)
+        rows = rows_of(v)                                                              # (B, S) or None
+        if rows is not None:
+            x = gather_rows(x, rows)
+        return self.heads(self.q_proj(x), self.n_heads), self.heads(self.k_proj(x), self.n_kv_heads), v, rows
 
     def forward(self, x: Tensor, positions: Tensor, rotary: Rotary, view: LayerView) -> tuple[Tensor, Tensor | None]:
         """Attention output (B, S, d) for the rows the view selects (S = Q when it selects none), and those rows."""
-        B, Q, _ = x.shape
-        v = self.v_proj(x).view(B, Q, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, Q, D)
-        rows = view.select(v)                                                          # (B, S) or None
+        B = x.shape[0]
+        q, k, v, rows = self.project(x, view.select)
         if rows is not None:
-            x, positions = gather_rows(x, rows), gather_rows(positions, rows)
-        S = x.shape[1]
-        q = self.q_proj(x).view(B, S, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, S, D)
-        k = self.k_proj(x).view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, S, D)
+            positions = gather_rows(positions, rows)
+        S = q.shape[2]
+        if hasattr(self, "q_norm"):
+            q, k = self.q_norm(q), self.k_norm(k)
         q, k = rotary(q, positions), rotary(k, positions)
         keys, values, mask = view.attend_kv(k, v)
         if view.wants_attention:
@@ -83,12 +122,13 @@ class Attention(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, cfg: ArchConfig) -> None:
+    def __init__(self, cfg: ArchConfig, index: int = 0) -> None:
         super().__init__()
         self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.attn = Attention(cfg)
         self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.mlp = SwiGLU(cfg.d_model, cfg.ffn_hidden)
+        sparse = cfg.moe is not None and index not in cfg.dense_layers
+        self.mlp = MoE(cfg.d_model, cfg.moe) if sparse else SwiGLU(cfg.d_model, cfg.ffn_hidden)
 
     def forward(self, h: Tensor, positions: Tensor, rotary: Rotary, view: LayerView) -> Tensor:
         out, rows = self.attn(self.attn_norm(h), positions, rotary, view)
@@ -104,12 +144,12 @@ class DecoderLM(nn.Module):
         cfg.check()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_layers))
+        self.layers = nn.ModuleList(DecoderLayer(cfg, i) for i in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
-        self.rotary = Rotary(cfg.head_dim, cfg.rope_theta, cfg.max_positions)
+        self.rotary = Rotary(cfg.rotary_dim or cfg.head_dim, cfg.rope_theta, cfg.max_positions)
 
     def forward(self, input_ids: Tensor, positions: Tensor, view: CacheView | None = None,
                 logits_at: Tensor | None = None) -> Tensor:

@@ -84,9 +84,10 @@ class Server:
                                "max_tokens")
             if self.llm.spec.corruption == "uniform":   # canvases of a fixed length; steps are per canvas
                 cfg = cfg.replace(gen_length=limit) if limit != cfg.gen_length else cfg
-                self.engine.check_config(cfg)
-                return cfg, limit
-            return with_max_tokens(cfg, limit), limit
+            else:
+                cfg = with_max_tokens(cfg, limit)
+            self.llm.check_config(cfg)
+            return cfg, limit
         except ConfigError as e:
             raise ApiError(400, f"invalid decoding settings: {e}", "unmask") from None
 

@@ -30,7 +30,7 @@ HISTORY = "commands.txt"  # one line per `unmask train` invocation on the run di
 SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md")
 RUN_FILES = SHIPPED + (LOG, HISTORY, STATE_JSON, STATE_TENSORS)
 ARCH_FIELDS = ("task", "train_size", "task_max_steps", "d_model", "n_layers", "n_heads", "ffn_hidden",
-               "max_seq_len", "seed", "batch_size")
+               "max_seq_len", "seed", "batch_size", "objective", "block_size")
 
 
 def llada_config(cfg: Any) -> dict[str, Any]:
@@ -41,7 +41,8 @@ def llada_config(cfg: Any) -> dict[str, Any]:
             "mlp_hidden_size": cfg.ffn_hidden, "vocab_size": vocab, "embedding_size": vocab,
             "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "weight_tying": False, "mask_token_id": MASK_ID,
             "eos_token_id": EOS_ID, "pad_token_id": PAD_ID, "max_sequence_length": cfg.max_seq_len,
-            "block_type": "llama", "activation_type": "silu", "layer_norm_type": "rms"}
+            "block_type": "llama", "activation_type": "silu", "layer_norm_type": "rms",
+            **({"block_size": cfg.block_size} if getattr(cfg, "objective", "mdlm") == "bd3" else {})}
 
 
 def make_task(cfg: Any, test_size: int = 500) -> Task:
@@ -197,7 +198,8 @@ def load_state(out: str | Path, model: nn.Module, opt: torch.optim.Optimizer, cf
     raises CheckpointError naming the file."""
     out = Path(out)
     meta = read_state(out)
-    changed = [k for k in ARCH_FIELDS if meta["config"].get(k) != getattr(cfg, k)]
+    older = {"objective": "mdlm", "block_size": 16}   # runs saved before these fields existed
+    changed = [k for k in ARCH_FIELDS if meta["config"].get(k, older.get(k)) != getattr(cfg, k)]
     if changed:
         raise ConfigError(f"cannot resume {out}: {', '.join(changed)} differ from the saved run")
     names = parse_config(llada_config(cfg))[2]

@@ -76,11 +76,14 @@ class TrainConfig:
     save_every: int = knob(500, "write a resumable checkpoint every N steps (0 = only at the end)")
     log_every: int = knob(10, "progress-bar / log refresh interval in steps")
     resume: bool = knob(False, "continue from the train state in `out` when there is one")
+    objective: str = knob("mdlm", "mdlm (LLaDA SFT, bidirectional) | bd3 (BD3-LM block diffusion: block-causal "
+                                  "model with blocks of --block-size, see train/bd3.py)")
+    block_size: int = knob(16, "bd3: the model's attention block (written to config.json as block_size)")
     init_from: str | None = knob(None, "start from this checkpoint directory's weights (same architecture; "
                                        "fresh optimizer and schedule; ignored when --resume finds a state)")
 
     def __post_init__(self) -> None:
-        positive = ("train_size", "d_model", "n_layers", "n_heads", "ffn_hidden", "max_seq_len", "steps",
+        positive = ("block_size", "train_size", "d_model", "n_layers", "n_heads", "ffn_hidden", "max_seq_len", "steps",
                     "batch_size", "eval_block_length", "log_every")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -100,6 +103,10 @@ class TrainConfig:
             raise ConfigError(f"d_model {self.d_model} must split into n_heads {self.n_heads} heads of even size")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.objective not in ("mdlm", "bd3"):
+            raise ConfigError(f"objective must be mdlm or bd3, got {self.objective!r}")
+        if self.objective == "bd3" and self.prefix_prob:
+            raise ConfigError("prefix_prob is an mdlm option: bd3 already trains every block on its clean earlier blocks")
         if self.dtype not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"dtype must be auto, fp32 or bf16, got {self.dtype!r}")
 
@@ -158,6 +165,15 @@ def masked_diffusion_loss(model: DecoderLM, batch: Batch, generator: torch.Gener
                           mask_id: int = MASK_ID, eps: float = 1e-3, prefix_prob: float = 0.0) -> Tensor:
     """One Monte-Carlo estimate of the LLaDA SFT objective on `batch` (module docstring)."""
     return loss_on(model, batch, *noise_batch(batch, generator, mask_id, eps, prefix_prob=prefix_prob))
+
+
+def objective_loss(cfg: TrainConfig, model: DecoderLM, batch: Batch, generator: torch.Generator) -> Tensor:
+    """The configured objective's loss on one batch."""
+    if cfg.objective == "bd3":
+        from unmask.train.bd3 import bd3_loss
+
+        return bd3_loss(model, batch, cfg.block_size, generator, eps=cfg.mask_eps)
+    return masked_diffusion_loss(model, batch, generator, eps=cfg.mask_eps, prefix_prob=cfg.prefix_prob)
 
 
 # ---- the loop ---------------------------------------------------------------------------------------------
@@ -249,8 +265,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         for group in opt.param_groups:
             group["lr"] = lr
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = masked_diffusion_loss(model, batch, step_generator(cfg.seed, step), eps=cfg.mask_eps,
-                                         prefix_prob=cfg.prefix_prob)
+            loss = objective_loss(cfg, model, batch, step_generator(cfg.seed, step))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
