@@ -53,7 +53,7 @@ def test_refresh_every_step_equals_none_with_guidance(name, arch):
     """Classifier-free guidance: the unconditional copy of each row keeps cache rows of its own, so a cache
     that refreshes every step still gives the tokens of `none` with the same guidance (ragged rows that
     move through blocks at different steps, and batch 1)."""
-    model, spec = tiny(arch)
+    model, spec = tiny(arch, attention=ATTENTION.get(name, "full"))
     base = DecodeConfig(gen_length=24, block_length=8, stop_at_eos=False, cfg_scale=1.5, **COMMITS["threshold"])
     cfg = base.replace(cache=name, **REFRESH_EVERY_STEP[name])
     for prompts in (PROMPTS, PROMPTS[1:2]):

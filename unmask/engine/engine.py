@@ -167,8 +167,9 @@ class Engine:
     def check_config(self, config: DecodeConfig) -> None:
         """ConfigError when `config` asks for something this model cannot do: its corruption kind (uniform
         noise), its attention (block-causal blocks and the caches that serve them)."""
-        if self.spec.corruption == "uniform":
+        if self.spec.corruption == "uniform":   # the canvas family's own rules, its caches and blocks included
             check_uniform_config(config, self.spec.canvas_length)
+            return
         check_for_model(config, self.spec)
 
     def check_prompt(self, prompt_ids, allow_mask: bool = False) -> list[int]:
