@@ -101,3 +101,16 @@ def test_sub_blocks_take_more_steps_than_whole_blocks(bd):
                            cache="block-causal", stop_at_eos=False)
         assert llm.generate([prompt], cfg)[0].nfe == nfes[small]
     assert nfes[4] > nfes[16]
+
+
+def test_the_fast_dllm_v2_preset_is_this_loop(bd):
+    """The preset decodes sub-blocks of 8 with threshold 0.9 on the exact cache: on tiny-arith-bd (blocks of
+    16) it gives the reference loop's tokens and NFE."""
+    llm, prompts = bd
+    prompt = next(p for p in prompts if len(p) % 8 == 0 and len(p) % BLOCK)
+    gen_length = BLOCKS * BLOCK - len(prompt) % BLOCK
+    cfg = DecodeConfig.preset("fast-dllm-v2", gen_length=gen_length, stop_at_eos=False)
+    assert (cfg.block_length, cfg.threshold, cfg.cache) == (8, THRESHOLD, "block-causal")
+    expected, expected_nfe = reference_sub_block_decode(llm.model, llm.spec, prompt, gen_length, 8)
+    [done] = llm.generate([prompt], cfg)
+    assert done.token_ids == before_eos(expected, llm.spec.eos_ids) and done.nfe == expected_nfe
