@@ -19,7 +19,7 @@ COMMIT_KNOBS = {"linear": {"steps": 16}, "eb": {"alg": "entropy", "eb_gamma": 0.
                 "dream": {"steps": 8, "alg": "entropy"}, "threshold": {"threshold": 0.3},
                 "entropy-threshold": {"alg": "entropy", "threshold": 1.0}}
 NOT_EXACT = {"klass": "compares predictions of positions before their block opens (refused by the cache)",
-             "slowfast": "hides the suffix after its span from the input, which no cache plans (refused)"}
+             "slowfast": "drops the masked suffix from its fast steps' input (refused by every cache but none)"}
 
 
 def test_block_causal_mask_follows_each_rows_positions():
@@ -109,3 +109,60 @@ def test_token_editing_on_a_block_causal_model_is_exact_with_the_cache():
     expected, _ = run(model, spec, base)
     got, _ = run(model, spec, base.replace(cache="block-causal"))
     assert torch.equal(got, expected)
+
+
+# ---- sub-blocks: decode windows that tile the model's blocks (Fast-dLLM v2's small_block_size) ---------------
+BIG = 8   # a model block of 8 decoded in sub-blocks of 4 or 2; PROMPTS end at 0, 2 and 5 inside a model block
+
+
+@pytest.mark.parametrize("sub", [4, 2])
+def test_sub_blocks_fill_in_order_inside_the_model_block(sub):
+    """One token per step: each sub-block is complete before the next one gets any token, and a row whose
+    prompt ends inside a sub-block starts with that sub-block's remainder."""
+    model, spec = tiny("llada", attention=f"block_causal:{BIG}")
+    canvases = []
+    prompt = [9, 10, 3, 4, 5]                                  # 5 tokens: generated index 0 sits at 5 % sub
+    run(model, spec, DecodeConfig(gen_length=16, steps=16, block_length=sub, stop_at_eos=False), [prompt],
+        on_step=canvases.append)
+    first = sub - len(prompt) % sub                            # length of the first (partial) sub-block
+    for step, canvas in enumerate(canvases[:-1]):
+        filled = [t != 63 for t in canvas[0]]
+        k = filled.index(False)                                # the first masked position: in the open sub-block
+        end = first if k < first else first + ((k - first) // sub + 1) * sub     # the open sub-block's end
+        assert not any(filled[end:]), f"step {step}: a token beyond the current sub-block"
+
+
+@pytest.mark.parametrize("sub", [3, 16])
+def test_sub_blocks_that_do_not_tile_the_model_block_are_refused(sub):
+    model, spec = tiny("llada", attention=f"block_causal:{BIG}")
+    with pytest.raises(ConfigError, match="divisor of 8"):
+        run(model, spec, DecodeConfig(gen_length=48, block_length=sub))
+
+
+@pytest.mark.parametrize("arch", ["llada", "dream"])
+@pytest.mark.parametrize("rule", sorted(COMMIT.names()))
+def test_block_causal_cache_with_sub_blocks_equals_none(rule, arch):
+    if rule in NOT_EXACT:
+        pytest.skip(NOT_EXACT[rule])
+    model, spec = tiny(arch, attention=f"block_causal:{BIG}")
+    for sub in (4, 2) if rule == "threshold" else (4,):      # Fast-dLLM v2's rule at two sub-block sizes
+        base = DecodeConfig(gen_length=16, block_length=sub, stop_at_eos=False, commit=rule,
+                            **COMMIT_KNOBS.get(rule, {}))
+        for prompts in (PROMPTS, PROMPTS[2:3]):           # ragged batch and batch 1 (prompt ends mid-block)
+            expected, _ = run(model, spec, base, prompts)
+            got, _ = run(model, spec, base.replace(cache="block-causal"), prompts)
+            assert torch.equal(got, expected), f"{rule} ({arch}, sub-block {sub}, batch {len(prompts)}) differs"
+
+
+@pytest.mark.parametrize("arch", ["llada", "dream"])
+def test_sub_block_steps_compute_the_whole_model_block(arch):
+    """As in the reference, every step computes the model block holding the sub-block (n + shift positions),
+    never more at a sub-block change; two blocks only when a model block finishes."""
+    model, spec = tiny(arch, attention=f"block_causal:{BIG}")
+    cfg = DecodeConfig(gen_length=16, steps=16, block_length=4, stop_at_eos=False, cache="block-causal")
+    _, cached = run(model, spec, cfg, PROMPTS[:1])            # prompt of 8 = one whole model block
+    layers, shift = len(model.layers), spec.logit_shift
+    assert cached.step_costs[0] == (8 + 16) * layers          # the first step prefills the canvas
+    later = cached.step_costs[1:]
+    assert later.count((2 * BIG + shift) * layers) == 1       # the first model block finishes once
+    assert set(later) == {(BIG + shift) * layers, (2 * BIG + shift) * layers}

@@ -2,22 +2,25 @@
 
 On a model whose attention is causal between blocks and bidirectional inside one, a finished block's K/V
 depend only on finished blocks, so they are exact forever. Each step a row computes only:
-* its current block (the schedule's window, which is one of the model's blocks, `engine.block_layout`);
+* the model block holding its current decode window: the window is that block, or one of its sub-blocks
+  (block_length a divisor of the model's block n, Fast-dLLM v2's sub-block decoding; `engine.block_layout`).
+  The whole block is computed, as in the reference: its still-masked later sub-blocks are part of it;
 * the blocks that finished since its last step (normally the one just completed: its final K/V are
   written then, once) and, at its first step, its prompt;
 * for a shifted model (logit_shift 1) the position before, whose hidden state predicts the block's first token.
 Queries attend the cached K/V of everything before that span. The logits are those of `none` exactly.
 
-Each forward predicts n = block positions per row, [p0, p0 + n) with p0 = the window's start clamped into
-the generated region. A last, short window also predicts the end of the finished block before it (computed:
-its queries attend only cached blocks). A first window holding the prompt's tail (shorter than n) also
-predicts the start of the next block, which is NOT computed: those predictions are placeholders (the last
-computed row's logits) outside the window, which no rule may commit (candidates are window positions), so
-the tokens are those of `none`. A row computes n (+ shift) positions per step, 2n at a block change.
+Each forward predicts m = min(n, gen_length) positions per row, [p0, p0 + m) with p0 = the start of the
+window's model block clamped into the generated region. A last, short block also predicts the end of the
+finished block before it (computed: its queries attend only cached blocks). A first block holding the
+prompt's tail (shorter than n) also predicts the start of the next block, which is NOT computed: those
+predictions are placeholders (the last computed row's logits) outside the window, which no rule may commit
+(candidates are window positions), so the tokens are those of `none`. A row computes n (+ shift) positions
+per step, 2n at a block change (moving to the next sub-block of the same block changes nothing).
 
 Host values: the span a row computes next (its `need`) is known on the device after `update` and reaches the
 host with the step's one sync. Rows needing more than one block next (a first step: the whole canvas; a
-block change or a short window: two blocks) run in a forward of their own, so the others compute one block.
+block change or a short block: two blocks) run in a forward of their own, so the others compute one block.
 """
 from __future__ import annotations
 
@@ -54,8 +57,10 @@ class BlockCausalCache(Cache):
                               "bidirectionally over the whole sequence; use 'prefix', 'dual' or another cache")
 
     def __init__(self, block_length: int, spec: DiffusionSpec) -> None:
-        self.n = block_length                  # = the model's block (engine.block_layout checks it)
+        self.n = block_size(spec.attention)    # the model's block: what each step computes
+        self.window = block_length             # the decode block: n or a divisor (engine.block_layout checks it)
         self.attention = spec.attention
+        self.model_offset: Tensor | None = None   # (B,) generated index 0 within its model block (set by plan)
         self.store = KVStore()
         self.cached: Tensor | None = None      # (B,) long: canvas [0, cached) holds final K/V per row
         self.need_rows: list[int | None] = []  # host, per row: positions its next forward computes (None: unknown)
@@ -67,9 +72,9 @@ class BlockCausalCache(Cache):
         the canvas start of the window's block (everything before it is final once this step has run).
         P: prompt width of the canvas; shift: the model's logit shift; cached (B,): canvas [0, cached) is final."""
         G, n = state.gen_length, self.n
-        off = state.block_offset
-        start = window_index * n - off                                   # window's block start, generated index
-        p0 = start.clamp(0, G - n)                                       # (B,)
+        window_start = window_index * self.window - state.block_offset   # generated index (≤ 0 for the first)
+        start = window_start - (self.model_offset + window_start) % n    # its model block's start, generated index
+        p0 = start.clamp(0, G - min(n, G))                               # (B,)
         hi = P + (start + n).clamp(max=G)                                # end of the window's block
         lo = (torch.minimum(torch.minimum(cached, P + start), P + p0) - shift).clamp(min=0)
         return lo, hi, p0, P + start
@@ -77,11 +82,12 @@ class BlockCausalCache(Cache):
     def plan(self, canvas: Canvas, state: DecodeState, window: Tensor) -> Plan:
         P, L, shift = canvas.prompt_length, canvas.key_mask.shape[1], canvas.logit_shift
         self.dims = (P, L, shift)
+        self.model_offset = canvas.key_mask[:, :P].sum(-1) % self.n      # (B,) each row's prompt length mod n
         if self.cached is None or self.cached.shape[0] != state.batch:
             self.cached = torch.zeros(state.batch, dtype=torch.long, device=state.tokens.device)
         lo, hi, p0, block_start = self.spans(P, shift, state, state.window_index, self.cached)
         self.next_cached = torch.maximum(self.cached, block_start)       # (B,)
-        predicts = p0[:, None] + torch.arange(self.n, device=p0.device)  # (B, n)
+        predicts = p0[:, None] + torch.arange(min(self.n, state.gen_length), device=p0.device)  # (B, m)
         if not self.store or any(need is None for need in self.need_rows) or len(self.need_rows) != state.batch:
             compute, first, Q = None, torch.zeros_like(lo), L            # a row's first step: its whole canvas
             idx = torch.arange(L, device=lo.device)[None, :]
@@ -104,7 +110,7 @@ class BlockCausalCache(Cache):
         P, L, shift = self.dims
         G, idx = state.gen_length, torch.arange(state.gen_length, device=state.tokens.device)
         first_masked = torch.where(state.is_masked, idx, G).min(-1).values.clamp(max=G - 1)
-        window_index = (first_masked + state.block_offset) // self.n
+        window_index = (first_masked + state.block_offset) // self.window
         lo, hi, _, _ = self.spans(P, shift, state, window_index, self.cached)
         # a remask rule may keep a row on its current block: then it needs less than this (never more)
         return (hi - lo).long()

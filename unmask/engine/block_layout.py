@@ -1,9 +1,11 @@
 """Where a block-causal model's blocks fall on each row, and the decode settings such a model accepts.
 
 A block-causal model (SDAR, Fast-dLLM v2, LLaDA2, BD3-LM; `DiffusionSpec.attention = "block_causal:<n>"`)
-attends in blocks of n counted from each row's position 0. The decode schedule's blocks must be those same
-blocks: `block_length` must equal n, and a row whose prompt ends inside a block starts with that block's
-remainder (`DecodeState.block_offset` = prompt length mod n). A model with full attention takes any blocks.
+attends in blocks of n counted from each row's position 0. The decode schedule's blocks (`block_length`, b)
+must tile those blocks: b = n, or a divisor of n, which decodes each model block sub-block by sub-block
+(Fast-dLLM v2's `small_block_size`) while the forward and the exact cache still work on the whole model block.
+Decode blocks count from each row's position 0 too: a row whose prompt ends inside one starts with its
+remainder (`DecodeState.block_offset` = prompt length mod b). A model with full attention takes any blocks.
 """
 from __future__ import annotations
 
@@ -26,18 +28,22 @@ def model_block(spec: DiffusionSpec) -> int | None:
 
 
 def check_for_model(config: DecodeConfig, spec: DiffusionSpec) -> None:
-    """ConfigError when `config` cannot decode this model: decode blocks that are not the model's blocks, or a
-    cache that cannot serve its attention pattern."""
+    """ConfigError when `config` cannot decode this model: decode blocks that do not tile the model's blocks,
+    or a cache that cannot serve its attention pattern."""
     CACHES.get(config.cache).check_spec(spec)
     n = model_block(spec)
-    if n is not None and config.window_length != n:
+    if n is not None and n % config.window_length != 0:
         how = "schedule 'full' decodes one block of gen_length" if config.schedule == "full" else \
             f"block_length is {config.window_length}"
         raise ConfigError(f"this model attends block-causally in blocks of {n} tokens, and its decode blocks must "
-                          f"be the same: set block_length={n} and a gen_length that is a multiple of it ({how})")
+                          f"be those blocks or sub-blocks that tile them: set block_length={n} (or a divisor of "
+                          f"{n}, to decode sub-block by sub-block) ({how})")
 
 
-def block_offsets(prompt_lengths: list[int], spec: DiffusionSpec, device: torch.device) -> Tensor:
-    """(B,) long: each row's generated index 0 within its first model block (0 under full attention)."""
+def block_offsets(prompt_lengths: list[int], spec: DiffusionSpec, window_length: int, device: torch.device
+                  ) -> Tensor:
+    """(B,) long: each row's generated index 0 within its first decode block (0 under full attention). Decode
+    blocks of `window_length` tile the model's blocks, so every decode block lies inside one model block."""
     n = model_block(spec)
-    return torch.tensor([length % n if n else 0 for length in prompt_lengths], dtype=torch.long, device=device)
+    return torch.tensor([length % window_length if n else 0 for length in prompt_lengths], dtype=torch.long,
+                        device=device)

@@ -54,7 +54,8 @@ class Group:
         key_mask = torch.cat([real, torch.ones(len(requests), G, dtype=torch.bool, device=self.device)], 1)
         canvas = Canvas(prompt, key_mask, positions_from_mask(key_mask), self.spec.logit_shift)
         state = DecodeState.start(len(requests), G, self.spec.mask_id, self.spec.eos_ids, self.device)
-        state.block_offset = block_offsets([r.prompt_length for r in requests], self.spec, self.device)
+        state.block_offset = block_offsets([r.prompt_length for r in requests], self.spec,
+                                           self.config.window_length, self.device)
         return canvas, state
 
     def join(self, requests: list[RequestState]) -> None:
