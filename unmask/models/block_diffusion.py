@@ -13,25 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from unmask.models.hf_config import MAX_CONTEXT, bool_key, float_key, int_key, token_id_key, token_ids_key
+from unmask.models.hf_names import attention_names, outer_names, per_layer, swiglu_names
 from unmask.models.spec import DiffusionSpec
 from unmask.models.transformer import ArchConfig
 
 ARCHITECTURES = ("Fast_dLLM_QwenForCausalLM", "SDARForCausalLM")
 MODEL_TYPES = ("fast_dllm_qwen", "sdar")
 
-QWEN_LAYER_NAMES = {  # checkpoint suffix under model.layers.{i} -> our name under layers.{i}
-    "input_layernorm.weight": "attn_norm.weight",
-    "self_attn.q_proj.weight": "attn.q_proj.weight",
-    "self_attn.k_proj.weight": "attn.k_proj.weight",
-    "self_attn.v_proj.weight": "attn.v_proj.weight",
-    "self_attn.o_proj.weight": "attn.o_proj.weight",
-    "post_attention_layernorm.weight": "ffn_norm.weight",
-    "mlp.gate_proj.weight": "mlp.gate_proj.weight",
-    "mlp.up_proj.weight": "mlp.up_proj.weight",
-    "mlp.down_proj.weight": "mlp.down_proj.weight",
-}
-QKV_BIAS_NAMES = {f"self_attn.{p}_proj.bias": f"attn.{p}_proj.bias" for p in "qkv"}
-QK_NORM_NAMES = {"self_attn.q_norm.weight": "attn.q_norm.weight", "self_attn.k_norm.weight": "attn.k_norm.weight"}
 PUBLISHED = {  # architecture -> (block key, default block, mask id, eos id, logit shift, preset)
     "Fast_dLLM_QwenForCausalLM": ("bd_size", 32, 151665, 151645, 1, "fast-dllm-v2"),
     "SDARForCausalLM": ("block_size", 4, 151669, 151645, 0, "sdar"),
@@ -71,11 +59,4 @@ def from_config(cfg: dict[str, Any]) -> tuple[ArchConfig, DiffusionSpec]:
 
 def name_map(arch: ArchConfig) -> dict[str, str]:
     """Every tensor the checkpoint must hold → the parameter it loads into."""
-    names = {"model.embed_tokens.weight": "embed.weight", "model.norm.weight": "norm.weight"}
-    if not arch.tie_embeddings:
-        names["lm_head.weight"] = "lm_head.weight"
-    layer = {**QWEN_LAYER_NAMES, **(QKV_BIAS_NAMES if arch.qkv_bias else {}), **(QK_NORM_NAMES if arch.qk_norm else {})}
-    for i in range(arch.n_layers):
-        for theirs, ours in layer.items():
-            names[f"model.layers.{i}.{theirs}"] = f"layers.{i}.{ours}"
-    return names
+    return {**outer_names(arch), **per_layer(arch.n_layers, lambda i: {**attention_names(arch), **swiglu_names()})}

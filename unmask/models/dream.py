@@ -8,27 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from unmask.models.hf_config import MAX_CONTEXT, bool_key, float_key, int_key, token_id_key, token_ids_key
+from unmask.models.hf_names import attention_names, outer_names, per_layer, swiglu_names
 from unmask.models.spec import DiffusionSpec
 from unmask.models.transformer import ArchConfig
 
 ARCHITECTURES = ("DreamModel",)
 MODEL_TYPES = ("Dream", "dream")
 TRAINED_CONTEXT = 2048  # Dream-v0 was trained on 2,048-token sequences (prompt + answer)
-
-LAYER_NAMES = {  # checkpoint suffix under model.layers.{i} -> our name under layers.{i}
-    "input_layernorm.weight": "attn_norm.weight",
-    "self_attn.q_proj.weight": "attn.q_proj.weight",
-    "self_attn.q_proj.bias": "attn.q_proj.bias",
-    "self_attn.k_proj.weight": "attn.k_proj.weight",
-    "self_attn.k_proj.bias": "attn.k_proj.bias",
-    "self_attn.v_proj.weight": "attn.v_proj.weight",
-    "self_attn.v_proj.bias": "attn.v_proj.bias",
-    "self_attn.o_proj.weight": "attn.o_proj.weight",
-    "post_attention_layernorm.weight": "ffn_norm.weight",
-    "mlp.gate_proj.weight": "mlp.gate_proj.weight",
-    "mlp.up_proj.weight": "mlp.up_proj.weight",
-    "mlp.down_proj.weight": "mlp.down_proj.weight",
-}
 
 
 def from_config(cfg: dict[str, Any]) -> tuple[ArchConfig, DiffusionSpec]:
@@ -55,10 +41,4 @@ def from_config(cfg: dict[str, Any]) -> tuple[ArchConfig, DiffusionSpec]:
 
 def name_map(arch: ArchConfig) -> dict[str, str]:
     """Every tensor the checkpoint must hold → the parameter it loads into."""
-    names = {"model.embed_tokens.weight": "embed.weight", "model.norm.weight": "norm.weight"}
-    if not arch.tie_embeddings:
-        names["lm_head.weight"] = "lm_head.weight"
-    for i in range(arch.n_layers):
-        for theirs, ours in LAYER_NAMES.items():
-            names[f"model.layers.{i}.{theirs}"] = f"layers.{i}.{ours}"
-    return names
+    return {**outer_names(arch), **per_layer(arch.n_layers, lambda i: {**attention_names(arch), **swiglu_names()})}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from unmask.models.hf_config import MAX_CONTEXT, bool_key, float_key, int_key, token_id_key, token_ids_key
+from unmask.models.hf_names import outer_names, per_layer, swiglu_names
 from unmask.models.moe import MoEConfig
 from unmask.models.spec import DiffusionSpec
 from unmask.models.transformer import ArchConfig
@@ -28,7 +29,6 @@ ATTENTION_NAMES = {
     "attention.dense.weight": "attn.o_proj.weight",
     "post_attention_layernorm.weight": "ffn_norm.weight",
 }
-SWIGLU = ("gate_proj", "up_proj", "down_proj")
 
 
 def moe_config(cfg: dict[str, Any]) -> MoEConfig:
@@ -69,29 +69,22 @@ def from_config(cfg: dict[str, Any]) -> tuple[ArchConfig, DiffusionSpec]:
 
 def name_map(arch: ArchConfig) -> dict[str, str]:
     """Every tensor the checkpoint must hold → the parameter it loads into."""
-    names = {"model.word_embeddings.weight": "embed.weight", "model.norm.weight": "norm.weight"}
-    if not arch.tie_embeddings:
-        names["lm_head.weight"] = "lm_head.weight"
     layer = dict(ATTENTION_NAMES)
     if arch.qkv_bias:
         layer["attention.query_key_value.bias"] = "attn.qkv_proj.bias"
     if arch.o_bias:
         layer["attention.dense.bias"] = "attn.o_proj.bias"
-    for i in range(arch.n_layers):
-        mlp = dense_names() if arch.moe is None or i in arch.dense_layers else moe_names(arch.moe)
-        for theirs, ours in {**layer, **mlp}.items():
-            names[f"model.layers.{i}.{theirs}"] = f"layers.{i}.{ours}"
-    return names
 
-
-def dense_names() -> dict[str, str]:
-    return {f"mlp.{p}.weight": f"mlp.{p}.weight" for p in SWIGLU}
+    def layer_names(i: int) -> dict[str, str]:
+        dense = arch.moe is None or i in arch.dense_layers
+        return {**layer, **(swiglu_names() if dense else moe_names(arch.moe))}
+    return {**outer_names(arch, embed="model.word_embeddings.weight"), **per_layer(arch.n_layers, layer_names)}
 
 
 def moe_names(moe: MoEConfig) -> dict[str, str]:
     names = {"mlp.gate.weight": "mlp.gate.weight", "mlp.gate.expert_bias": "mlp.gate.expert_bias"}
     for e in range(moe.n_experts):
-        names.update({f"mlp.experts.{e}.{p}.weight": f"mlp.experts.{e}.{p}.weight" for p in SWIGLU})
+        names.update(swiglu_names(f"mlp.experts.{e}", f"mlp.experts.{e}"))
     if moe.shared_hidden:
-        names.update({f"mlp.shared_experts.{p}.weight": f"mlp.shared_experts.{p}.weight" for p in SWIGLU})
+        names.update(swiglu_names("mlp.shared_experts", "mlp.shared_experts"))
     return names

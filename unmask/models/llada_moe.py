@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from unmask.models.hf_config import MAX_CONTEXT, bool_key, float_key, int_key, token_id_key, token_ids_key
+from unmask.models.hf_names import attention_names, outer_names, per_layer, swiglu_names
 from unmask.models.moe import MoEConfig
 from unmask.models.spec import DiffusionSpec
 from unmask.models.transformer import ArchConfig
@@ -18,7 +19,6 @@ from unmask.models.transformer import ArchConfig
 ARCHITECTURES = ("LLaDAMoEModelLM", "LLaDAMoEModel")
 MODEL_TYPES = ("lladamoe", "llada_moe")
 MASK_ID, EOS_ID = 156895, 156892
-SWIGLU = ("gate_proj", "up_proj", "down_proj")
 
 
 def moe_layers(cfg: dict[str, Any], n_layers: int) -> tuple[int, ...]:
@@ -65,31 +65,18 @@ def from_config(cfg: dict[str, Any]) -> tuple[ArchConfig, DiffusionSpec]:
 
 def name_map(arch: ArchConfig) -> dict[str, str]:
     """Every tensor the checkpoint must hold → the parameter it loads into."""
-    names = {"model.embed_tokens.weight": "embed.weight", "model.norm.weight": "norm.weight"}
-    if not arch.tie_embeddings:
-        names["lm_head.weight"] = "lm_head.weight"
-    layer = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight"}
-    for p in "qkvo":
-        layer[f"self_attn.{p}_proj.weight"] = f"attn.{p}_proj.weight"
-        if arch.qkv_bias:
-            layer[f"self_attn.{p}_proj.bias"] = f"attn.{p}_proj.bias"
-    if arch.qk_norm:
-        layer.update({"self_attn.q_norm.weight": "attn.q_norm.weight", "self_attn.k_norm.weight": "attn.k_norm.weight"})
-    for i in range(arch.n_layers):
-        for theirs, ours in {**layer, **mlp_names(arch, i)}.items():
-            names[f"model.layers.{i}.{theirs}"] = f"layers.{i}.{ours}"
-    return names
+    return {**outer_names(arch), **per_layer(arch.n_layers, lambda i: {**attention_names(arch), **mlp_names(arch, i)})}
 
 
 def mlp_names(arch: ArchConfig, layer: int) -> dict[str, str]:
     if layer in arch.dense_layers:
-        return {f"mlp.{p}.weight": f"mlp.{p}.weight" for p in SWIGLU}
+        return swiglu_names()
     moe = arch.moe
     names = {"mlp.gate.weight": "mlp.gate.weight"}
     if moe.expert_bias:
         names["mlp.expert_bias"] = "mlp.gate.expert_bias"
     for e in range(moe.n_experts):
-        names.update({f"mlp.experts.{e}.{p}.weight": f"mlp.experts.{e}.{p}.weight" for p in SWIGLU})
+        names.update(swiglu_names(f"mlp.experts.{e}", f"mlp.experts.{e}"))
     if moe.shared_hidden:
-        names.update({f"shared_expert.{p}.weight": f"mlp.shared_experts.{p}.weight" for p in SWIGLU})
+        names.update(swiglu_names("shared_expert", "mlp.shared_experts"))
     return names
