@@ -27,7 +27,8 @@ from unmask.decoding.commit import COMMIT, CommitPolicy, best_one
 from unmask.decoding.state import DecodeState
 from unmask.errors import ConfigError
 
-FIELDS = ("sf_block", "sf_prev", "sf_end", "sf_explored", "sf_fast", "sf_estimates")
+FIELDS = ("sf_block", "sf_prev", "sf_end", "sf_explored", "sf_fast", "sf_count", "sf_settled", "sf_estimates")
+SUB_CYCLE = ("sf_explored", "sf_fast", "sf_count", "sf_settled", "sf_estimates")   # what a new sub-cycle resets
 
 
 @COMMIT.register("slowfast")
@@ -50,13 +51,15 @@ class SlowFastCommit(CommitPolicy):
 
     # ---- per-row sub-cycle state ----------------------------------------------------------------------------
     def memory(self, state: DecodeState) -> dict[str, Tensor]:
-        """The rows' sub-cycle state (zeros for rows that never ran: block 0's fresh start). sf_block holds the
-        block index + 1 the state belongs to; sf_estimates the last `window` span estimates, oldest first,
-        sf_explored counts both slow steps and estimates (capped at the window for the latter)."""
+        """The rows' sub-cycle state, (B,) long each (zeros for rows that never ran: block 0's fresh start):
+        sf_block, the block index + 1 it belongs to; sf_prev / sf_end, the span's start and end as block
+        offsets; sf_explored / sf_fast, slow and fast steps taken in this sub-cycle; sf_count, span estimates
+        recorded (≤ sf_stability_window); sf_settled, 1 once the span end is fixed; sf_estimates (B, window),
+        the latest estimates, newest last."""
         B, dev = state.batch, state.tokens.device
         for name in FIELDS:
             if name not in state.memory:
-                shape = (B, self.window + 1) if name == "sf_estimates" else (B,)
+                shape = (B, self.window) if name == "sf_estimates" else (B,)
                 state.memory[name] = torch.zeros(shape, dtype=torch.long, device=dev)
         return state.memory
 
@@ -64,16 +67,13 @@ class SlowFastCommit(CommitPolicy):
         """Before the forward: start a new sub-cycle where the fast phase filled its span, reset rows that
         entered a new block, and return (B, G) bool, the generated positions the forward may see."""
         m = self.memory(state)
-        new_block = m["sf_block"] != state.window_index + 1
-        for name in FIELDS:
-            m[name] = torch.where(new_block.view(-1, *[1] * (m[name].dim() - 1)), 0, m[name])
+        reset(m, FIELDS, m["sf_block"] != state.window_index + 1)
         m["sf_block"] = state.window_index + 1
         rel = self.block_offsets(window)
         fast = m["sf_explored"] >= self.explore_steps
         span = (rel >= m["sf_prev"][:, None]) & (rel < m["sf_end"][:, None]) & window
         done = fast & ~(span & state.is_masked).any(-1)
-        for name in ("sf_explored", "sf_fast", "sf_estimates"):
-            m[name] = torch.where(done.view(-1, *[1] * (m[name].dim() - 1)), 0, m[name])
+        reset(m, SUB_CYCLE, done)
         m["sf_prev"] = torch.where(done, m["sf_end"], m["sf_prev"])
         truncated = (m["sf_explored"] >= self.explore_steps) & (m["sf_fast"] >= 1)
         end = first_index(window) + m["sf_end"]                                   # generated-region index
@@ -105,31 +105,32 @@ class SlowFastCommit(CommitPolicy):
                  m: dict[str, Tensor]) -> None:
         """One slow step's span-end estimate for rows still exploring and not yet settled."""
         W = self.window
-        count = m["sf_estimates"][:, W]                                           # estimates so far (≤ W)
-        settled = count < 0                                                       # marked -1 once fixed
-        active = exploring & ~settled
+        active = exploring & (m["sf_settled"] == 0)
         confident = observed & (scores >= self.span_threshold)
         farthest = torch.where(confident, rel, -1).amax(-1)                       # (B,) block offset or -1
         prev = m["sf_prev"]
         step = torch.where(farthest >= 0, farthest - prev + 1, (prev < block_len).long())
         est = (prev + step).clamp(min=1).minimum(block_len)
-        history = torch.cat([m["sf_estimates"][:, 1:W], est[:, None]], 1)        # (B, W) newest last
-        count_new = (count + 1).clamp(max=W)
-        recorded = history.masked_fill(torch.arange(W, device=rel.device)[None, :] < W - count_new[:, None], 0)
-        n = count_new.double()
-        mean = recorded.double().sum(-1) / n
-        std = ((recorded.double() - mean[:, None]).pow(2)
-               * (torch.arange(W, device=rel.device)[None, :] >= W - count_new[:, None])).sum(-1).div(n).sqrt()
-        full = count_new >= W
+        history = torch.cat([m["sf_estimates"][:, 1:], est[:, None]], 1)         # (B, W) newest last
+        count = (m["sf_count"] + 1).clamp(max=W)
+        recorded = torch.arange(W, device=rel.device)[None, :] >= W - count[:, None]   # the last `count` slots
+        n = count.double()
+        mean = (history.double() * recorded).sum(-1) / n
+        std = ((history.double() - mean[:, None]).pow(2) * recorded).sum(-1).div(n).sqrt()   # population std
+        full = count >= W
         stable = full & (std < self.stability_std)
         last = m["sf_explored"] >= self.explore_steps - 1
         end = torch.where(stable, est, mean.floor().long().clamp(min=1).minimum(block_len))
-        fix = active & (stable | last)
-        update_end = active & (full | last)
-        m["sf_end"] = torch.where(update_end, end, m["sf_end"])
-        m["sf_estimates"] = torch.where(active[:, None], torch.cat([history, count_new[:, None]], 1),
-                                        m["sf_estimates"])
-        m["sf_estimates"][:, W] = torch.where(fix, -1, m["sf_estimates"][:, W])
+        m["sf_end"] = torch.where(active & (full | last), end, m["sf_end"])
+        m["sf_estimates"] = torch.where(active[:, None], history, m["sf_estimates"])
+        m["sf_count"] = torch.where(active, count, m["sf_count"])
+        m["sf_settled"] = torch.where(active & (stable | last), 1, m["sf_settled"])
+
+
+def reset(m: dict[str, Tensor], names: tuple[str, ...], rows: Tensor) -> None:
+    """Zero the fields `names` of memory `m` on `rows` (B,) bool."""
+    for name in names:
+        m[name] = torch.where(rows.view(-1, *[1] * (m[name].dim() - 1)), 0, m[name])
 
 
 def first_index(window: Tensor) -> Tensor:
