@@ -23,9 +23,14 @@ def paired_rows(canvas: Canvas, state: DecodeState, guidance: Guidance) -> tuple
     prompt, tokens = guidance.variant(canvas.prompt, canvas.key_mask[:, :canvas.prompt_length], state.tokens)
     both = Canvas(torch.cat([canvas.prompt, prompt]), canvas.key_mask.repeat(2, 1), canvas.positions.repeat(2, 1),
                   canvas.logit_shift)
-    both_state = DecodeState.cat(state, state)
-    both_state.tokens = torch.cat([state.tokens, tokens])
-    return both, both_state
+    return both, paired_state(state, tokens)
+
+
+def paired_state(state: DecodeState, copy_tokens: Tensor) -> DecodeState:
+    """The 2B rows' state: the main rows', then the copies' (same clocks and windows, their own tokens)."""
+    both = DecodeState.cat(state, state)
+    both.tokens = torch.cat([state.tokens, copy_tokens])
+    return both
 
 
 def pair_index(rows: list[int], held: int) -> list[int]:

@@ -13,7 +13,7 @@ from unmask.cache.kv_store import MaskView
 from unmask.decoding import DecodeState
 from unmask.decoding.remask import StepView, probabilities
 from unmask.engine.build import DecodeParts
-from unmask.engine.guided import paired_rows
+from unmask.engine.guided import paired_rows, paired_state
 
 
 def forward(model: nn.Module, canvas: Canvas, state: DecodeState, plan: Plan) -> Tensor:
@@ -82,7 +82,8 @@ def update_cache(parts: DecodeParts, plan: Plan, canvas: Canvas, state: DecodeSt
     if parts.guidance is None:
         parts.cache.update(plan, state, scores)
         return
-    parts.cache.update(plan, paired_rows(canvas, state, parts.guidance)[1], scores.repeat(2, 1))
+    _, copy_tokens = parts.guidance.variant(canvas.prompt, canvas.key_mask[:, :canvas.prompt_length], state.tokens)
+    parts.cache.update(plan, paired_state(state, copy_tokens), scores.repeat(2, 1))
     if plan.row_cost is not None and plan.row_cost.shape[0] == 2 * state.batch:
         plan.row_cost = plan.row_cost.view(2, state.batch).sum(0)
 
