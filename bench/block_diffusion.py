@@ -11,34 +11,19 @@ but is not the claim (2 shared cores). The last stdout line is the JSON record.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from unmask import LLM, DecodeConfig
-from unmask.bench.tasks import get_task
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from arith_runs import run_config, write_record  # noqa: E402
+
+from unmask import LLM, DecodeConfig  # noqa: E402
+from unmask.bench.tasks import get_task  # noqa: E402
 
 RULES = {"1/step": {"commit": "linear", "steps": 48}, "t=0.9": {"commit": "threshold", "threshold": 0.9}}
 MODELS = {"tiny-arith": ("none", "dual"), "tiny-arith-bd": ("none", "block-causal")}
-
-
-def run_config(llm: LLM, task, examples, cfg: DecodeConfig, batch: int) -> dict:
-    t0, correct, nfe, computed, tokens = time.perf_counter(), 0.0, 0, 0, 0
-    for i in range(0, len(examples), batch):
-        chunk = examples[i:i + batch]
-        for ex, done in zip(chunk, llm.generate([task.prompt(e) for e in chunk], cfg)):
-            correct += task.score(ex, done.text)
-            nfe += done.nfe
-            computed += done.computed
-            tokens += max(1, len(done.token_ids))
-    n = len(examples)
-    return {"accuracy": correct / n, "mean_nfe": nfe / n, "positions_x_layers_per_token": computed / tokens,
-            "seconds": time.perf_counter() - t0}
 
 
 def main() -> int:
@@ -58,17 +43,12 @@ def main() -> int:
             for cache in caches:
                 cfg = DecodeConfig(gen_length=task.gen_length, block_length=16, cache=cache, **knobs)
                 rows.append({"model": model, "rule": rule, "cache": cache,
-                             **run_config(llm, task, examples, cfg, args.batch)})
+                             **run_config(llm, task, examples, cfg, args.batch)[0]})
     print(f"{'model':<15}{'rule':<8}{'cache':<14}{'accuracy':>9}{'NFE':>7}{'pos×layers/token':>18}{'s':>7}")
     for r in rows:
         print(f"{r['model']:<15}{r['rule']:<8}{r['cache']:<14}{r['accuracy']:>9.3f}{r['mean_nfe']:>7.1f}"
               f"{r['positions_x_layers_per_token']:>18.0f}{r['seconds']:>7.1f}")
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    record = {"n": len(examples), "threads": args.threads, "torch": torch.__version__, "sha": sha,
-              "hardware": platform.processor() or platform.machine(), "rows": rows}
-    if args.out:
-        Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record))
+    write_record(rows, len(examples), args.threads, args.out)
     return 0
 
 
