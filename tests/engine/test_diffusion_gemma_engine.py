@@ -108,6 +108,13 @@ def test_incompatible_rules_and_caches_are_refused_with_the_reason(checkpoint, o
         Engine(model, spec).add_request(PROMPTS[0], config)
 
 
+def test_compile_is_refused_with_the_reason(checkpoint):
+    from unmask import LLM
+
+    with pytest.raises(ConfigError, match="encoder–canvas model \\(DiffusionGemma\\) runs eagerly"):
+        LLM(str(checkpoint[3]), compile=True)
+
+
 def test_llm_generates_text_with_the_model_preset(checkpoint):
     from unmask import LLM
 

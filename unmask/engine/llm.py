@@ -94,6 +94,9 @@ class LLM:
         self.path = resolve_model(model)
         self.device = pick_device(device)
         self.model, spec = load_model(self.path, self.device, pick_dtype(dtype, self.device))
+        if compile and spec.attention == "encoder_canvas":
+            raise ConfigError("--compile compiles the decoder forward of LLaDA, Dream and the block-diffusion "
+                              "families; an encoder–canvas model (DiffusionGemma) runs eagerly: drop --compile")
         self.forward_model = compiled(self.model) if compile else self.model   # what the engine runs
         self.tokenizer = TextTokenizer(self.path)
         vocab = self.model.cfg.vocab_size
