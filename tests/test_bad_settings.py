@@ -1,16 +1,25 @@
 """Bad decode settings, through every door (DecodeConfig, presets, from_dict, --set text): a ConfigError naming
 the field. Every float knob must be finite and in range; ints are not bools and not absurdly large."""
+import dataclasses
 import math
 
 import pytest
 
 from unmask import DecodeConfig
-from unmask.config_checks import FLOAT_RANGES
+from unmask.config_checks import FLOAT_RANGES, TYPES
 from unmask.errors import ConfigError
 from unmask.presets import PRESETS
 from unmask.settings import parse_assignments
 
 NAN, INF = math.nan, math.inf
+
+
+@pytest.mark.parametrize("name", sorted(f.name for f in dataclasses.fields(DecodeConfig)))
+def test_every_decode_field_refuses_a_value_of_the_wrong_type(name):
+    """A new knob must join config_checks.TYPES: else a string reaches a range check and fails as a TypeError."""
+    assert name in TYPES, f"DecodeConfig.{name} has no entry in config_checks.TYPES"
+    with pytest.raises(ConfigError, match=name):
+        DecodeConfig(**{name: object()})
 
 
 @pytest.mark.parametrize("name", sorted(FLOAT_RANGES))

@@ -35,6 +35,9 @@ TYPES.update({"prompt_interval": int, "response_interval": int, "rho": (float, i
 # remask remdm (ReMDM)
 TYPES.update({"remdm_schedule": str, "eta": (float, int), "t_on": (float, int), "t_off": (float, int),
               "alpha_on": (float, int)})
+# commit slowfast (SlowFast sampling)
+TYPES.update({"sf_explore_steps": int, "sf_span_threshold": (float, int), "sf_stability_window": int,
+              "sf_stability_std": (float, int)})
 # uniform corruption (DiffusionGemma)
 TYPES.update({"canvas_steps": int, "t_min": (float, int), "t_max": (float, int), "stability_threshold": int,
               "confidence_threshold": (float, int)})
