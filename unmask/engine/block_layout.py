@@ -13,18 +13,15 @@ import torch
 from torch import Tensor
 
 from unmask.cache import CACHES
+from unmask.cache.kv_store import block_size
 from unmask.config import DecodeConfig
 from unmask.errors import ConfigError
-from unmask.models.block_mask import block_size
 from unmask.models.spec import DiffusionSpec
 
 
 def model_block(spec: DiffusionSpec) -> int | None:
-    """n of a block-causal spec, None for full attention."""
-    try:
-        return block_size(spec.attention)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    """n of a block-causal spec, None for full attention (ConfigError for an unknown pattern)."""
+    return block_size(spec.attention)
 
 
 def check_for_model(config: DecodeConfig, spec: DiffusionSpec) -> None:
