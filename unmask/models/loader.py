@@ -14,6 +14,7 @@ import torch
 from safetensors import safe_open
 
 from unmask.errors import CheckpointError
+from unmask.models.fused import fuse_projections
 from unmask.models.registry import arch_module
 from unmask.models.spec import DiffusionSpec
 from unmask.models.transformer import ArchConfig, DecoderLM
@@ -185,12 +186,14 @@ def check_tokenizer(path: Path, arch: ArchConfig, spec: DiffusionSpec) -> None:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-               check_finite: bool = True) -> tuple[DecoderLM, DiffusionSpec]:
+               check_finite: bool = True, fuse: bool = True) -> tuple[DecoderLM, DiffusionSpec]:
     """Build the native model for a checkpoint directory and load its weights onto `device` in `dtype`.
 
     The whole checkpoint is checked in one pass before the model is used: config types and sizes, tensor
     names, shapes and dtypes, the tokenizer against the embedding and, with `check_finite` (the default: it
     costs about one read of the weights on their device), that no weight is NaN or ±inf in `dtype`.
+    With `fuse` (the default) q|k|v and gate|up become one matmul each (models/fused.py; the tensor names of
+    `state_dict()` stay the checkpoint's).
     """
     path = Path(path)
     cfg = read_config(path)
@@ -216,6 +219,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torc
     if arch.tie_embeddings:
         model.lm_head.weight = model.embed.weight
     model.rotary.build_tables(device)
+    if fuse:
+        fuse_projections(model)
     return model.eval().requires_grad_(False), spec
 
 
@@ -238,7 +243,7 @@ def save_model(model: DecoderLM, names: dict[str, str], path: str | Path, config
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    params = dict(model.named_parameters())
+    params = model.state_dict()   # a model fused at load gives its tensors under the unfused names here
     tensors = {theirs: params[ours].detach().contiguous().cpu() for theirs, ours in names.items()}
     save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
     (path / "config.json").write_text(json.dumps(config, indent=2) + "\n")
