@@ -1,32 +1,39 @@
-"""ms per NFE of the engine's denoising step, eager vs a torch.compile'd model forward, beside the bare forward.
+"""ms per NFE of the engine's denoising step: eager vs the compiled runner, beside the bare forward floor.
 
-For each model, cache and batch size, one run measures side by side:
+For each model, cache and batch size, one run measures side by side (weights fused at load in every column):
 * eager: the engine decoding `--batch` random prompts (fixed 2 tokens per step), time / steps;
-* compiled: the same with the model wrapped in `torch.compile(dynamic=True)` (compile time reported apart;
-  the tokens are checked equal to eager's);
-* floor: the bare model forward on the positions the cache computes per step (its mean query length), with
-  no cache bookkeeping: what the step would cost if everything but the transformer were free.
+* compiled: the same engine with `compile=True` (engine/runner.py: forward, sampler, scores and commit as one
+  `fullgraph=True` graph); compile time reported apart, tokens checked equal to eager's;
+* bare forward, eager and compiled: the model forward alone on the positions the cache computes per step (its
+  mean query length), no cache, no sampling: what a step would cost if everything else were free;
+* unfused: the bare eager forward with q, k, v and gate, up as separate matmuls (what load-time fusion saves).
 
-    python bench/step_time.py                                     # tiny-arith, none/prefix/dual, batch 1 and 16
-    python bench/step_time.py --models tiny-arith,llada-100m --batches 1 --out docs/step-time.json
+Eager and compiled decodes alternate (ABAB, `--repeats` pairs) and medians are reported, because the CPU may be
+shared with other work; the bare forwards are medians of `--forwards` calls.
+
+    python bench/step_time.py --threads 1 --out docs/step-time-cpu.json          # tiny-arith + llada-100m
+    python bench/step_time.py --models tiny-arith --batches 16 --caches none
 
 `llada-100m` is a random LLaDA-shaped model (d_model 768, 12 layers, 12 heads, SwiGLU 2048, vocab 8192;
-≈ 98M parameters) built in memory. Ratios are what this script is for; absolute times only mean something on
-an otherwise idle machine, and GPU numbers come only from a GPU.
+≈ 98M parameters) built in memory. Ratios are what this script is for; GPU numbers come only from a GPU.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import statistics
 import time
+import warnings
 
 import torch
 
 from unmask import LLM, DecodeConfig
 from unmask.engine.engine import Engine
 from unmask.models.cache_view import FullView
-from unmask.models.loader import parse_config
+from unmask.models.fused import fuse_projections
+from unmask.models.loader import load_model, parse_config
 from unmask.models.transformer import DecoderLM
 
 LLADA_100M = {"architectures": ["LLaDAModelLM"], "model_type": "llada", "d_model": 768, "n_heads": 12,
@@ -35,18 +42,20 @@ LLADA_100M = {"architectures": ["LLaDAModelLM"], "model_type": "llada", "d_model
               "mask_token_id": 8191, "eos_token_id": 1, "pad_token_id": 0, "max_sequence_length": 4096}
 
 
-def load(name: str):
+def load(name: str, fused: bool = True):
     if name == "llada-100m":
         arch, spec, _ = parse_config(LLADA_100M)
         torch.manual_seed(0)
-        return DecoderLM(arch).eval(), spec
+        model = DecoderLM(arch).eval().requires_grad_(False)
+        return (fuse_projections(model) if fused else model), spec
     llm = LLM(name, device="cpu")
-    return llm.model, llm.spec
+    if fused:
+        return llm.model, llm.spec
+    return load_model(llm.path, fuse=False)[0], llm.spec
 
 
-def decode(model, spec, prompts: list[list[int]], cfg: DecodeConfig) -> tuple[list[list[int]], int, float, float]:
+def decode(engine: Engine, prompts: list[list[int]], cfg: DecodeConfig) -> tuple[list[list[int]], int, float, float]:
     """(tokens per row, steps, seconds, mean positions computed per step and row)."""
-    engine = Engine(model, spec, "cpu", max_running=len(prompts))
     ids = [engine.add_request(p, cfg) for p in prompts]
     done, steps, start = {}, 0, time.perf_counter()
     with torch.inference_mode():
@@ -57,19 +66,22 @@ def decode(model, spec, prompts: list[list[int]], cfg: DecodeConfig) -> tuple[li
                     done[out.request_id] = out.completion
     seconds = time.perf_counter() - start
     comps = [done[i] for i in ids]
-    per_step = sum(c.computed for c in comps) / sum(c.nfe for c in comps) / len(model.layers)
+    per_step = sum(c.computed for c in comps) / sum(c.nfe for c in comps) / engine.model.cfg.n_layers
     return [c.token_ids for c in comps], steps, seconds, per_step
 
 
-def bare_forward_ms(model, batch: int, q: int, vocab: int, repeats: int) -> float:
+def forward_ms(model, batch: int, q: int, vocab: int, calls: int) -> float:
+    """Median ms of a bare forward of `batch` rows × `q` positions (after two warm-up calls)."""
     ids = torch.randint(3, vocab - 1, (batch, q))
     pos = torch.arange(q).expand(batch, q)
+    times = []
     with torch.inference_mode():
-        model(ids, pos, FullView(), None)
-        start = time.perf_counter()
-        for _ in range(repeats):
+        for i in range(calls + 2):
+            start = time.perf_counter()
             model(ids, pos, FullView(), None)
-    return (time.perf_counter() - start) / repeats * 1000
+            if i >= 2:
+                times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
 
 
 def measure(name: str, cache: str, batch: int, args) -> dict:
@@ -80,43 +92,86 @@ def measure(name: str, cache: str, batch: int, args) -> dict:
     prompts = torch.where(draw == spec.mask_id, 3, draw).tolist()            # random tokens, never [MASK]
     cfg = DecodeConfig(gen_length=args.gen, block_length=args.block, steps=args.gen // 2, cache=cache,
                        stop_at_eos=False)
-    decode(model, spec, prompts, cfg)                                        # warm-up
-    tokens, steps, eager_s, q = decode(model, spec, prompts, cfg)
-    compiled = torch.compile(model, dynamic=True)
+    context = args.prompt + args.gen
+
+    def eager():
+        return Engine(model, spec, "cpu", max_running=batch, context_len=context)
+
+    def compiled():
+        return Engine(model, spec, "cpu", max_running=batch, context_len=context, compile=True)
+
+    tokens, steps, _, q = decode(eager(), prompts, cfg)                       # warm-up
     start = time.perf_counter()
-    decode(compiled, spec, prompts, cfg)                                     # compiles
+    engine = compiled()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c_tokens, c_steps, _, _ = decode(engine, prompts, cfg)               # compiles
     compile_s = time.perf_counter() - start
-    c_tokens, c_steps, compiled_s, _ = decode(compiled, spec, prompts, cfg)
-    floor = bare_forward_ms(model, batch, max(1, round(q)), vocab, args.repeats)
+    eager_ms, compiled_ms = [], []
+    for _ in range(args.repeats):                                             # ABAB
+        _, s, sec, _ = decode(eager(), prompts, cfg)
+        eager_ms.append(sec / s * 1000)
+        _, s, sec, _ = decode(compiled(), prompts, cfg)
+        compiled_ms.append(sec / s * 1000)
+    q_int = max(1, round(q))
+    bare_compiled = torch.compile(model)
+    forward_ms(bare_compiled, batch, q_int, vocab, 1)                          # compiles
+    eager_fwd, compiled_fwd, unfused_fwd = [], [], []
+    unfused = load(name, fused=False)[0]
+    for _ in range(args.repeats):                                             # ABAB for the forwards too
+        eager_fwd.append(forward_ms(model, batch, q_int, vocab, args.forwards))
+        compiled_fwd.append(forward_ms(bare_compiled, batch, q_int, vocab, args.forwards))
+        unfused_fwd.append(forward_ms(unfused, batch, q_int, vocab, args.forwards))
+    med = statistics.median
     return {"model": name, "cache": cache, "batch": batch, "steps": steps, "positions_per_step": round(q, 1),
-            "eager_ms_per_nfe": eager_s / steps * 1000, "compiled_ms_per_nfe": compiled_s / c_steps * 1000,
-            "floor_ms_per_nfe": floor, "compile_s": compile_s, "tokens_equal": tokens == c_tokens}
+            "eager_ms_per_nfe": med(eager_ms), "compiled_ms_per_nfe": med(compiled_ms),
+            "eager_ms_runs": eager_ms, "compiled_ms_runs": compiled_ms,
+            "bare_eager_forward_ms": med(eager_fwd), "bare_compiled_forward_ms": med(compiled_fwd),
+            "bare_unfused_eager_forward_ms": med(unfused_fwd),
+            "compile_s": compile_s, "tokens_equal": tokens == c_tokens and steps == c_steps,
+            "fallbacks": {"/".join(k): v for k, v in engine.runner.fallbacks.items()}}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | cache | batch | positions/step | eager ms/NFE | compiled ms/NFE | eager / compiled | "
+             "bare fwd eager (unfused) | bare fwd compiled | compiled step / bare compiled | compile s | same tokens |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['cache']} | {r['batch']} | {r['positions_per_step']} | {r['eager_ms_per_nfe']:.1f} "
+            f"| {r['compiled_ms_per_nfe']:.1f} | {r['eager_ms_per_nfe'] / r['compiled_ms_per_nfe']:.2f}× "
+            f"| {r['bare_eager_forward_ms']:.1f} ({r['bare_unfused_eager_forward_ms']:.1f}) "
+            f"| {r['bare_compiled_forward_ms']:.1f} "
+            f"| {r['compiled_ms_per_nfe'] / r['bare_compiled_forward_ms']:.2f}× | {r['compile_s']:.0f} "
+            f"| {r['tokens_equal']} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="tiny-arith")
+    p.add_argument("--models", default="tiny-arith,llada-100m")
     p.add_argument("--caches", default="none,prefix,dual")
     p.add_argument("--batches", default="1,16")
     p.add_argument("--prompt", type=int, default=64)
     p.add_argument("--gen", type=int, default=64)
     p.add_argument("--block", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3, help="ABAB pairs of eager / compiled decodes")
+    p.add_argument("--forwards", type=int, default=5, help="bare forwards per median")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = [measure(m, c, int(b), args) for m in args.models.split(",") for c in args.caches.split(",")
-            for b in args.batches.split(",")]
-    print("| model | cache | batch | positions/step | eager ms/NFE | compiled ms/NFE | floor ms/NFE | compile s | same tokens |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['model']} | {r['cache']} | {r['batch']} | {r['positions_per_step']} | {r['eager_ms_per_nfe']:.2f} "
-              f"| {r['compiled_ms_per_nfe']:.2f} | {r['floor_ms_per_nfe']:.2f} | {r['compile_s']:.0f} | {r['tokens_equal']} |")
+    rows = []
+    for m in args.models.split(","):
+        for c in args.caches.split(","):
+            for b in args.batches.split(","):
+                rows.append(measure(m, c, int(b), args))
+                print(table(rows[-1:]).splitlines()[-1], flush=True)
+    print(table(rows))
     if args.out:
         meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or
-                platform.machine(), "args": vars(args)}
+                platform.machine(), "load_average_at_end": os.getloadavg(), "args": vars(args)}
         with open(args.out, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
 

@@ -17,11 +17,12 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def add_runner_flags(parser: argparse.ArgumentParser) -> None:
-    """--compile / --eager: how the model forward runs (LLM(compile=...))."""
+    """--compile / --eager: how each denoising step runs (LLM(compile=...), engine/runner.py)."""
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--compile", dest="compile", action="store_true", default=False,
-                      help="torch.compile the model forward (dynamic shapes; compiles at start-up). It pays on "
-                           "some shapes only: measure with bench/step_time.py")
+                      help="run each step (forward, sampler, scores, commit) as one torch.compile'd graph; faster "
+                           "per step once compiled, but each new configuration compiles first (a minute or more on "
+                           "a CPU): docs/runner.md, bench/step_time.py")
     mode.add_argument("--eager", dest="compile", action="store_false", help="run the model eagerly (the default)")
 
 

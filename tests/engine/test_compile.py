@@ -1,5 +1,5 @@
-"""--compile / --eager: the compiled model forward gives the eager tokens (slow: compiling takes minutes on 2
-cores), and the flags reach LLM."""
+"""--compile / --eager: the compiled step (inductor) gives the eager tokens (slow: compiling takes minutes on 2
+cores), and the flags reach LLM. Capture itself is tested fast in test_runner.py."""
 from __future__ import annotations
 
 import pytest
@@ -12,9 +12,9 @@ QUESTIONS = ["Tom has 17 cups. He loses 5 and doubles them. How many does he hav
 
 
 @pytest.mark.slow
-def test_compiled_forward_gives_the_eager_tokens():
+def test_compiled_step_gives_the_eager_tokens():
     eager, fast = LLM("tiny-arith"), LLM("tiny-arith", compile=True)
-    assert fast.forward_model is not fast.model and eager.forward_model is eager.model
+    assert fast.make_engine().runner.compile and not eager.make_engine().runner.compile
     for preset in ("llada", "fast-dllm", "fast-dllm-dual", "wino"):
         cfg = DecodeConfig.preset(preset, gen_length=48, block_length=16)
         assert ([c.token_ids for c in fast.generate(QUESTIONS, cfg)]

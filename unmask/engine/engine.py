@@ -30,6 +30,7 @@ from unmask.engine.block_layout import check_for_model
 from unmask.engine.group import Group
 from unmask.engine.memory import available_bytes, describe, row_bytes
 from unmask.engine.request import RequestState
+from unmask.engine.runner import Runner
 from unmask.errors import ConfigError, RequestError
 from unmask.models.spec import DiffusionSpec
 
@@ -62,11 +63,13 @@ class Engine:
     """Continuous batching over one model. `prompt_bucket`: round group prompt widths up (serving, see `bucket`),
     or use exactly the longest prompt admitted with the group (offline batches). `batching="static"` is the old
     one-batch-at-a-time pattern, kept for comparison: waiting requests are admitted only when nothing runs, and
-    a batch's outputs are released together when it has finished."""
+    a batch's outputs are released together when it has finished. `compile`: run each step as one compiled
+    graph, `context_len`: the longest canvas a request may have (the model's by default); see engine/runner.py."""
 
     def __init__(self, model: nn.Module, spec: DiffusionSpec, device: torch.device | str = "cpu", *,
                  max_running: int = 256, max_waiting: int | None = None, prompt_bucket: bool = False,
-                 batching: str = "continuous", detokenize=None) -> None:
+                 batching: str = "continuous", detokenize=None, compile: bool = False,
+                 context_len: int | None = None, backend: str = "inductor") -> None:
         if max_running < 1:
             raise ConfigError(f"max_running must be ≥ 1, got {max_running}")
         if batching not in BATCHING:
@@ -75,6 +78,8 @@ class Engine:
         self.model, self.spec, self.device = model, spec, torch.device(device)
         self.max_running, self.max_waiting, self.prompt_bucket = max_running, max_waiting, prompt_bucket
         self.detokenize = detokenize
+        self.runner = Runner(model, spec, device, max_running=max_running, context_len=context_len, compile=compile,
+                             backend=backend)
         self.waiting: deque[RequestState] = deque()
         self.groups: list[Group] = []
         self.stats = EngineStats()
@@ -98,6 +103,7 @@ class Engine:
             raise RequestError(f"prompt ({len(ids)} tokens) + gen_length ({config.gen_length}) = {total} exceeds the "
                                f"model's context length {self.spec.context_len}", status=413)
         self.check_memory(len(ids), config.gen_length)
+        self.runner.check_request(len(ids), config.gen_length)
         seed = config.seed if config.seed is not None else secrets.randbits(63)
         generator = torch.Generator(device=self.device).manual_seed(seed)
         with self._lock:
@@ -241,7 +247,7 @@ class Engine:
                 if self.prompt_bucket else longest
             kind = CanvasGroup if self.spec.attention == "encoder_canvas" else Group
             group = kind(requests[0].config, width, self.model, self.spec, self.device)
-            group.key = requests[0].group_key
+            group.key, group.runner = requests[0].group_key, self.runner
             group.join(requests)
             self.groups.append(group)
 

@@ -29,6 +29,7 @@ class Group:
                  device: torch.device) -> None:
         self.config, self.prompt_width, self.model, self.spec, self.device = config, prompt_width, model, spec, device
         self.key = None
+        self.runner = None   # the engine's Runner (engine/runner.py): how the step runs; None = eager
         self.arriving: list[RequestState] = []   # admitted; they join at the start of the next step
         self.rows: list[RequestState] = []
         self.generators: list[torch.Generator] = []
@@ -83,7 +84,7 @@ class Group:
     def sibling(self) -> "Group":
         """An empty group with this one's config and width (its rows can merge into this one)."""
         part = Group(self.config, self.prompt_width, self.model, self.spec, self.device)
-        part.key = self.key
+        part.key, part.runner = self.key, self.runner
         return part
 
     def split(self, rows: list[int], refreshing: bool = False) -> "Group":
@@ -141,7 +142,8 @@ class Group:
     def step_rows(self) -> list[StepOutput]:
         """One denoising step for every row; finished rows leave. One host transfer."""
         state, cache = self.state, self.parts.cache
-        plan, broken = denoise_step(self.model, self.canvas, state, self.parts)
+        model, core = self.runner.functions(self.parts) if self.runner is not None else (self.model, None)
+        plan, broken = denoise_step(model, self.canvas, state, self.parts, core)
         B, G = state.batch, state.gen_length
         n_layers = len(self.model.layers)
         q = self.canvas.key_mask.shape[1] if plan.compute is None else plan.compute.shape[1]

@@ -12,6 +12,7 @@ from torch import nn
 from unmask.config import DecodeConfig
 from unmask.engine.api import Completion, StepOutput
 from unmask.engine.engine import Engine
+from unmask.engine.runner import check_compiler
 from unmask.errors import CheckpointError, ConfigError, GenerationError, RequestError
 from unmask.models.cache_view import FullView
 from unmask.models.loader import generation_defaults, load_model
@@ -70,22 +71,6 @@ def checked_defaults(values: dict, source: str) -> dict:
     return values
 
 
-def compiled(model: nn.Module) -> nn.Module:
-    """`torch.compile(model, dynamic=True)`, compiled now on a small input so that a missing compiler or an
-    unsupported backend fails here, with a message, rather than inside the first request. Eager is the default:
-    without the runner's static shapes the compiled forward only pays on some shapes (bench/step_time.py)."""
-    fast = torch.compile(model, dynamic=True)
-    device = next(model.parameters()).device
-    ids = torch.zeros(1, 4, dtype=torch.long, device=device)
-    try:
-        with torch.inference_mode():
-            fast(ids, torch.arange(4, device=device)[None], FullView(), None)
-    except Exception as e:   # noqa: BLE001 — any backend failure becomes one clear error
-        raise ConfigError(f"torch.compile failed on this machine ({type(e).__name__}: {str(e)[:300]}); "
-                          f"run without --compile") from None
-    return fast
-
-
 class LLM:
     """A diffusion language model ready to generate: `LLM("tiny-arith").generate(["2+2="])`."""
 
@@ -95,9 +80,11 @@ class LLM:
         self.device = pick_device(device)
         self.model, spec = load_model(self.path, self.device, pick_dtype(dtype, self.device))
         if compile and spec.attention == "encoder_canvas":
-            raise ConfigError("--compile compiles the decoder forward of LLaDA, Dream and the block-diffusion "
-                              "families; an encoder–canvas model (DiffusionGemma) runs eagerly: drop --compile")
-        self.forward_model = compiled(self.model) if compile else self.model   # what the engine runs
+            raise ConfigError("--compile compiles the step of LLaDA, Dream and the block-diffusion families; "
+                              "an encoder–canvas model (DiffusionGemma) runs eagerly: drop --compile")
+        if compile:
+            check_compiler(self.device)   # a machine that cannot compile fails here, with one message
+        self.compile = compile   # each engine's Runner compiles the step into one graph (engine/runner.py)
         self.tokenizer = TextTokenizer(self.path)
         vocab = self.model.cfg.vocab_size
         stops = tuple(i for i in self.tokenizer.stop_ids() if i < vocab and i != spec.mask_id)
@@ -154,7 +141,8 @@ class LLM:
 
     def make_engine(self, **options: object) -> Engine:
         """A fresh Engine on this model (serving passes limits and `prompt_bucket=True`)."""
-        return Engine(self.forward_model, self.spec, self.device, detokenize=self.tokenizer.decode, **options)
+        return Engine(self.model, self.spec, self.device, detokenize=self.tokenizer.decode, compile=self.compile,
+                      **options)
 
     # ---- generation -------------------------------------------------------------------------------
     def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], config: DecodeConfig | str | None = None,

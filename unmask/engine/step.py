@@ -4,6 +4,8 @@ Each axis is one object call; nothing here knows which cache, commit rule or mod
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -29,15 +31,39 @@ def to_region(values: Tensor, predicts: Tensor, fill: Tensor) -> Tensor:
     return fill.scatter(1, predicts, values.to(fill.dtype))
 
 
-def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: DecodeParts) -> tuple[Plan, Tensor]:
-    """Advance every row of `state` by one step. Returns the plan and (B,) bool: rows whose logits were not finite."""
+def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: DecodeParts,
+                 core: Callable | None = None) -> tuple[Plan, Tensor]:
+    """Advance every row of `state` by one step. Returns the plan and (B,) bool: rows whose logits were not finite.
+
+    core: the forward and the decision of a plain step (`forward_and_decide`, or the runner's compiled version
+    of it); steps with guidance or a shadow block run their own forwards eagerly."""
     unsettled = parts.remask.unsettled(state)                                      # (B, G) bool
     window_index, window = parts.schedule.current(state, unsettled)                # (B,), (B, G) bool
     state.open_windows(window_index, window)
     visible = parts.commit.prepare(state, window)                                  # e.g. SlowFast's span
     seen = canvas if visible is None else canvas.hiding(visible)
-    plan, logits, shadow = run_forward(model, seen, state, window, parts)          # (B, N, V): one NFE
-    predicts = plan.predicts[:state.batch]                                         # the main rows' (guidance)
+    if parts.guidance is None and not parts.remask.shadow:
+        plan = parts.cache.plan(seen, state, window)
+        view, commit, broken = (core or forward_and_decide)(model, seen, state, plan, window, parts)  # one NFE
+    else:
+        plan, logits, shadow = run_forward(model, seen, state, window, parts)      # (B, N, V): one NFE
+        view, commit, broken = decide(logits, plan.predicts[:state.batch], window, state, parts, shadow)
+    changes = parts.remask.select(view, commit, state)
+    state.apply(commit, view.proposed, changes.reopen, changes.edit)
+    update_cache(parts, plan, seen, state, view.scores)
+    state.update_finished(parts.remask.stop_limit(state) if parts.stop_at_eos else None, parts.remask.unsettled(state))
+    return plan, broken
+
+
+def forward_and_decide(model: nn.Module, canvas: Canvas, state: DecodeState, plan: Plan, window: Tensor,
+                       parts: DecodeParts) -> tuple[StepView, Tensor, Tensor]:
+    """The plan's forward and the step's decision; device work only, no host sync (the runner compiles it)."""
+    return decide(forward(model, canvas, state, plan), plan.predicts, window, state, parts)
+
+
+def decide(logits: Tensor, predicts: Tensor, window: Tensor, state: DecodeState, parts: DecodeParts,
+           shadow: tuple[Tensor, Tensor] | None = None) -> tuple[StepView, Tensor, Tensor]:
+    """Logits (B, N, V) at `predicts` → the step's view, its commits (B, G) bool and (B,) bool: non-finite rows."""
     logits = parts.fusion(logits, predicts, window, state)                         # e.g. dInfer's credit
     broken = ~torch.isfinite(logits).flatten(1).all(-1)                            # (B,)
     proposed_n = parts.sampler(logits, parts.generators)                           # (B, N)
@@ -46,14 +72,8 @@ def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: De
     candidates = window & state.is_masked & view.predicted & ~state.finished[:, None]
     if parts.commit.needs_view:
         view.logits, view.predicts = logits, predicts
-        commit = parts.commit.select(view.scores, candidates, state, view)
-    else:
-        commit = parts.commit.select(view.scores, candidates, state)
-    changes = parts.remask.select(view, commit, state)
-    state.apply(commit, view.proposed, changes.reopen, changes.edit)
-    update_cache(parts, plan, seen, state, view.scores)
-    state.update_finished(parts.remask.stop_limit(state) if parts.stop_at_eos else None, parts.remask.unsettled(state))
-    return plan, broken
+        return view, parts.commit.select(view.scores, candidates, state, view), broken
+    return view, parts.commit.select(view.scores, candidates, state), broken
 
 
 def run_forward(model: nn.Module, canvas: Canvas, state: DecodeState, window: Tensor, parts: DecodeParts
