@@ -5,11 +5,13 @@ For each model, cache and batch size, one run measures side by side (weights fus
 * compiled: the same engine with `compile=True` (engine/runner.py: forward, sampler, scores and commit as one
   `fullgraph=True` graph); compile time reported apart, tokens checked equal to eager's;
 * bare forward, eager and compiled: the model forward alone on the positions the cache computes per step (its
-  mean query length), no cache, no sampling: what a step would cost if everything else were free;
+  mean query length; logits for at most gen_length of them), no cache, no sampling: what a step would cost if
+  everything else were free;
 * unfused: the bare eager forward with q, k, v and gate, up as separate matmuls (what load-time fusion saves).
 
-Eager and compiled decodes alternate (ABAB, `--repeats` pairs) and medians are reported, because the CPU may be
-shared with other work; the bare forwards are medians of `--forwards` calls.
+Each of `--repeats` rounds runs an eager decode, a compiled decode and the three bare forwards (medians of
+`--forwards` calls) back to back (ABAB…), and the medians over rounds are reported, because the CPU may be
+shared with other work.
 
     python bench/step_time.py --threads 1 --out docs/step-time-cpu.json          # tiny-arith + llada-100m
     python bench/step_time.py --models tiny-arith --batches 16 --caches none
@@ -70,15 +72,17 @@ def decode(engine: Engine, prompts: list[list[int]], cfg: DecodeConfig) -> tuple
     return [c.token_ids for c in comps], steps, seconds, per_step
 
 
-def forward_ms(model, batch: int, q: int, vocab: int, calls: int) -> float:
-    """Median ms of a bare forward of `batch` rows × `q` positions (after two warm-up calls)."""
+def forward_ms(model, batch: int, q: int, gen: int, vocab: int, calls: int) -> float:
+    """Median ms of a bare forward of `batch` rows × `q` positions with logits at the last min(q, gen) of them,
+    as a step reads them (after two warm-up calls)."""
     ids = torch.randint(3, vocab - 1, (batch, q))
     pos = torch.arange(q).expand(batch, q)
+    logits_at = torch.arange(q - min(q, gen), q).expand(batch, min(q, gen))
     times = []
     with torch.inference_mode():
         for i in range(calls + 2):
             start = time.perf_counter()
-            model(ids, pos, FullView(), None)
+            model(ids, pos, FullView(), logits_at)
             if i >= 2:
                 times.append(time.perf_counter() - start)
     return statistics.median(times) * 1000
@@ -107,21 +111,19 @@ def measure(name: str, cache: str, batch: int, args) -> dict:
         warnings.simplefilter("ignore")
         c_tokens, c_steps, _, _ = decode(engine, prompts, cfg)               # compiles
     compile_s = time.perf_counter() - start
-    eager_ms, compiled_ms = [], []
-    for _ in range(args.repeats):                                             # ABAB
+    q_int = max(1, round(q))
+    bare_compiled = torch.compile(model)
+    unfused = load(name, fused=False)[0]
+    forward_ms(bare_compiled, batch, q_int, args.gen, vocab, 1)                # compiles
+    eager_ms, compiled_ms, eager_fwd, compiled_fwd, unfused_fwd = [], [], [], [], []
+    for _ in range(args.repeats):   # ABAB: every measurement of a round runs back to back under the same load
         _, s, sec, _ = decode(eager(), prompts, cfg)
         eager_ms.append(sec / s * 1000)
         _, s, sec, _ = decode(compiled(), prompts, cfg)
         compiled_ms.append(sec / s * 1000)
-    q_int = max(1, round(q))
-    bare_compiled = torch.compile(model)
-    forward_ms(bare_compiled, batch, q_int, vocab, 1)                          # compiles
-    eager_fwd, compiled_fwd, unfused_fwd = [], [], []
-    unfused = load(name, fused=False)[0]
-    for _ in range(args.repeats):                                             # ABAB for the forwards too
-        eager_fwd.append(forward_ms(model, batch, q_int, vocab, args.forwards))
-        compiled_fwd.append(forward_ms(bare_compiled, batch, q_int, vocab, args.forwards))
-        unfused_fwd.append(forward_ms(unfused, batch, q_int, vocab, args.forwards))
+        eager_fwd.append(forward_ms(model, batch, q_int, args.gen, vocab, args.forwards))
+        compiled_fwd.append(forward_ms(bare_compiled, batch, q_int, args.gen, vocab, args.forwards))
+        unfused_fwd.append(forward_ms(unfused, batch, q_int, args.gen, vocab, args.forwards))
     med = statistics.median
     return {"model": name, "cache": cache, "batch": batch, "steps": steps, "positions_per_step": round(q, 1),
             "eager_ms_per_nfe": med(eager_ms), "compiled_ms_per_nfe": med(compiled_ms),

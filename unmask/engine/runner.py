@@ -192,8 +192,7 @@ class Runner:
 
 def configuration(parts) -> tuple:
     """What decides whether a step can be one graph: the classes of its parts and whether it samples."""
-    sampler = parts.sampler
-    random = sampler.temperature > 0 or sampler.top_p is not None or sampler.top_k is not None
+    random = parts.sampler.temperature > 0
     return (type(parts.cache).__name__, type(parts.commit).__name__, type(parts.score).__name__,
             type(parts.fusion).__name__, type(parts.remask).__name__, "sampled" if random else "argmax",
             "guided" if parts.guidance is not None else "unguided")
