@@ -1,13 +1,15 @@
 """ms per NFE of the engine's denoising step: eager vs the compiled runner, beside the bare forward floor.
 
-For each model, cache and batch size, one run measures side by side (weights fused at load in every column):
+For each model, cache and batch size, one run measures side by side (weights as `load_model` gives them on the
+CPU: not fused):
 * eager: the engine decoding `--batch` random prompts (fixed 2 tokens per step), time / steps;
 * compiled: the same engine with `compile=True` (engine/runner.py: forward, sampler, scores and commit as one
   `fullgraph=True` graph); compile time reported apart, tokens checked equal to eager's;
 * bare forward, eager and compiled: the model forward alone on the positions the cache computes per step (its
   mean query length; logits for at most gen_length of them), no cache, no sampling: what a step would cost if
   everything else were free;
-* unfused: the bare eager forward with q, k, v and gate, up as separate matmuls (what load-time fusion saves).
+* fused: the bare eager forward with q|k|v and gate|up fused into one matmul each (models/fused.py; the
+  default on CUDA), to see whether fusion pays here.
 
 Each of `--repeats` rounds runs an eager decode, a compiled decode and the three bare forwards (medians of
 `--forwards` calls) back to back (ABAB…), and the medians over rounds are reported, because the CPU may be
@@ -44,16 +46,14 @@ LLADA_100M = {"architectures": ["LLaDAModelLM"], "model_type": "llada", "d_model
               "mask_token_id": 8191, "eos_token_id": 1, "pad_token_id": 0, "max_sequence_length": 4096}
 
 
-def load(name: str, fused: bool = True):
+def load(name: str, fused: bool = False):
     if name == "llada-100m":
         arch, spec, _ = parse_config(LLADA_100M)
         torch.manual_seed(0)
         model = DecoderLM(arch).eval().requires_grad_(False)
         return (fuse_projections(model) if fused else model), spec
     llm = LLM(name, device="cpu")
-    if fused:
-        return llm.model, llm.spec
-    return load_model(llm.path, fuse=False)[0], llm.spec
+    return load_model(llm.path, fuse=fused)[0], llm.spec
 
 
 def decode(engine: Engine, prompts: list[list[int]], cfg: DecodeConfig) -> tuple[list[list[int]], int, float, float]:
@@ -113,9 +113,9 @@ def measure(name: str, cache: str, batch: int, args) -> dict:
     compile_s = time.perf_counter() - start
     q_int = max(1, round(q))
     bare_compiled = torch.compile(model)
-    unfused = load(name, fused=False)[0]
+    fused = load(name, fused=True)[0]
     forward_ms(bare_compiled, batch, q_int, args.gen, vocab, 1)                # compiles
-    eager_ms, compiled_ms, eager_fwd, compiled_fwd, unfused_fwd = [], [], [], [], []
+    eager_ms, compiled_ms, eager_fwd, compiled_fwd, fused_fwd = [], [], [], [], []
     for _ in range(args.repeats):   # ABAB: every measurement of a round runs back to back under the same load
         _, s, sec, _ = decode(eager(), prompts, cfg)
         eager_ms.append(sec / s * 1000)
@@ -123,26 +123,26 @@ def measure(name: str, cache: str, batch: int, args) -> dict:
         compiled_ms.append(sec / s * 1000)
         eager_fwd.append(forward_ms(model, batch, q_int, args.gen, vocab, args.forwards))
         compiled_fwd.append(forward_ms(bare_compiled, batch, q_int, args.gen, vocab, args.forwards))
-        unfused_fwd.append(forward_ms(unfused, batch, q_int, args.gen, vocab, args.forwards))
+        fused_fwd.append(forward_ms(fused, batch, q_int, args.gen, vocab, args.forwards))
     med = statistics.median
     return {"model": name, "cache": cache, "batch": batch, "steps": steps, "positions_per_step": round(q, 1),
             "eager_ms_per_nfe": med(eager_ms), "compiled_ms_per_nfe": med(compiled_ms),
             "eager_ms_runs": eager_ms, "compiled_ms_runs": compiled_ms,
             "bare_eager_forward_ms": med(eager_fwd), "bare_compiled_forward_ms": med(compiled_fwd),
-            "bare_unfused_eager_forward_ms": med(unfused_fwd),
+            "bare_fused_eager_forward_ms": med(fused_fwd),
             "compile_s": compile_s, "tokens_equal": tokens == c_tokens and steps == c_steps,
             "fallbacks": {"/".join(k): v for k, v in engine.runner.fallbacks.items()}}
 
 
 def table(rows: list[dict]) -> str:
     lines = ["| model | cache | batch | positions/step | eager ms/NFE | compiled ms/NFE | eager / compiled | "
-             "bare fwd eager (unfused) | bare fwd compiled | compiled step / bare compiled | compile s | same tokens |",
+             "bare fwd eager (fused) | bare fwd compiled | compiled step / bare compiled | compile s | same tokens |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['cache']} | {r['batch']} | {r['positions_per_step']} | {r['eager_ms_per_nfe']:.1f} "
             f"| {r['compiled_ms_per_nfe']:.1f} | {r['eager_ms_per_nfe'] / r['compiled_ms_per_nfe']:.2f}× "
-            f"| {r['bare_eager_forward_ms']:.1f} ({r['bare_unfused_eager_forward_ms']:.1f}) "
+            f"| {r['bare_eager_forward_ms']:.1f} ({r['bare_fused_eager_forward_ms']:.1f}) "
             f"| {r['bare_compiled_forward_ms']:.1f} "
             f"| {r['compiled_ms_per_nfe'] / r['bare_compiled_forward_ms']:.2f}× | {r['compile_s']:.0f} "
             f"| {r['tokens_equal']} |")

@@ -186,14 +186,15 @@ def check_tokenizer(path: Path, arch: ArchConfig, spec: DiffusionSpec) -> None:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-               check_finite: bool = True, fuse: bool = True) -> tuple[DecoderLM, DiffusionSpec]:
+               check_finite: bool = True, fuse: bool | None = None) -> tuple[DecoderLM, DiffusionSpec]:
     """Build the native model for a checkpoint directory and load its weights onto `device` in `dtype`.
 
     The whole checkpoint is checked in one pass before the model is used: config types and sizes, tensor
     names, shapes and dtypes, the tokenizer against the embedding and, with `check_finite` (the default: it
     costs about one read of the weights on their device), that no weight is NaN or ±inf in `dtype`.
-    With `fuse` (the default) q|k|v and gate|up become one matmul each (models/fused.py; the tensor names of
-    `state_dict()` stay the checkpoint's).
+    With `fuse`, q|k|v and gate|up become one matmul each (models/fused.py; the tensor names of `state_dict()`
+    stay the checkpoint's). None (the default) fuses on CUDA only: on the CPU the fused model measured no faster
+    (eager) and up to 1.3× slower (compiled) than the unfused one (docs/runner.md).
     """
     path = Path(path)
     cfg = read_config(path)
@@ -219,7 +220,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", dtype: torc
     if arch.tie_embeddings:
         model.lm_head.weight = model.embed.weight
     model.rotary.build_tables(device)
-    if fuse:
+    if fuse or (fuse is None and torch.device(device).type == "cuda"):
         fuse_projections(model)
     return model.eval().requires_grad_(False), spec
 
