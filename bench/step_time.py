@@ -170,12 +170,13 @@ def main() -> None:
             for b in args.batches.split(","):
                 rows.append(measure(m, c, int(b), args))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
+                if args.out:   # after every row: a long run cut short keeps what it measured
+                    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                            "cpu": platform.processor() or platform.machine(),
+                            "load_average": os.getloadavg(), "args": vars(args)}
+                    with open(args.out, "w") as f:
+                        json.dump({"meta": meta, "rows": rows}, f, indent=1)
     print(table(rows))
-    if args.out:
-        meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or
-                platform.machine(), "load_average_at_end": os.getloadavg(), "args": vars(args)}
-        with open(args.out, "w") as f:
-            json.dump({"meta": meta, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -96,8 +96,11 @@ def check_compiler(device: torch.device) -> None:
                           f"run without --compile") from None
 
 
-# a graph break under fullgraph=True, or more graphs than RECOMPILE_LIMIT: both raised before the step runs
-UNCAPTURED = (torch._dynamo.exc.Unsupported, torch._dynamo.exc.FailOnRecompileLimitHit)
+def uncaptured() -> tuple[type[Exception], ...]:
+    """A graph break under fullgraph=True, or more graphs than RECOMPILE_LIMIT: both raised before the step runs.
+    (torch._dynamo is imported only here and when compiling: importing it costs seconds at start-up.)"""
+    import torch._dynamo as dynamo
+    return dynamo.exc.Unsupported, dynamo.exc.FailOnRecompileLimitHit
 
 
 class Runner:
@@ -125,7 +128,8 @@ class Runner:
                 raise ConfigError("--compile compiles the step of LLaDA, Dream and the block-diffusion families; "
                                   "an encoder–canvas model (DiffusionGemma) runs eagerly: drop --compile")
             check_compiler(self.device)
-            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+            import torch._dynamo as dynamo
+            dynamo.config.recompile_limit = max(dynamo.config.recompile_limit, RECOMPILE_LIMIT)
             self._step = torch.compile(forward_and_decide, fullgraph=True, backend=backend)
             self._forward = torch.compile(model, backend=backend)
 
@@ -177,7 +181,7 @@ class Runner:
             self.check_rows(state.batch)
             try:
                 return self._step(model, canvas, state, plan, window, parts)
-            except UNCAPTURED as e:   # raised while tracing: nothing of the step ran yet
+            except uncaptured() as e:   # raised while tracing: nothing of the step ran yet
                 reason = str(e).splitlines()[0][:200]
                 self.fallbacks[key] = reason
                 warnings.warn(f"the step of {'/'.join(map(str, key))} cannot be compiled as one graph ({reason}); "
