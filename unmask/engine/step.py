@@ -49,11 +49,20 @@ def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: De
         commit = parts.commit.select(view.scores, candidates, state, view)
     else:
         commit = parts.commit.select(view.scores, candidates, state)
+    if parts.eotp is not None:                                                     # Learn2PD's EoTP
+        commit = parts.eotp.extend(commit, view.proposed, proposed_probability(logits, proposed_n, predicts, state),
+                                   view.predicted, state)
     changes = parts.remask.select(view, commit, state)
     state.apply(commit, view.proposed, changes.reopen, changes.edit)
     update_cache(parts, plan, seen, state, view.scores)
     state.update_finished(parts.remask.stop_limit(state) if parts.stop_at_eos else None, parts.remask.unsettled(state))
     return plan, broken
+
+
+def proposed_probability(logits: Tensor, proposed_n: Tensor, predicts: Tensor, state: DecodeState) -> Tensor:
+    """(B, G) float32: the probability of each predicted position's proposed token (0 where not predicted)."""
+    p, _ = probabilities(logits, proposed_n, proposed_n)
+    return to_region(p, predicts, torch.zeros(state.tokens.shape, dtype=torch.float32, device=p.device))
 
 
 def run_forward(model: nn.Module, canvas: Canvas, state: DecodeState, window: Tensor, parts: DecodeParts
