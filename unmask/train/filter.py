@@ -24,8 +24,9 @@ import torch
 
 from unmask.bench.tasks import get_task
 from unmask.config import DecodeConfig
-from unmask.decoding.learned_filter import FILTER_FILE, FilterHead, step_features, token_stats
+from unmask.decoding.learned_filter import FILTER_FILE, FilterHead
 from unmask.errors import ConfigError
+from unmask.train.filter_data import collect, reference_data
 
 
 @dataclass
@@ -45,98 +46,11 @@ class FilterConfig:
     batch_size: int = 2048
     lr: float = 3e-3
     weight_decay: float = 1e-4
+    val_prompts: int = 200              # further training prompts (after `prompts`) that choose the threshold
+    val_thresholds: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
     seed: int = 0
     threads: int = 1
     log: Callable[[str], None] = field(default=print, repr=False)
-
-
-def teacher_config(spec: str, gen_length: int, block_length: int) -> DecodeConfig:
-    """'threshold=0.9,block=0' → a DecodeConfig (block 0: the whole canvas is one window; cache 'none')."""
-    values = dict(part.split("=", 1) for part in spec.split(","))
-    block = int(values.pop("block", block_length)) or gen_length
-    if "threshold" in values:
-        return DecodeConfig(gen_length=gen_length, block_length=block, commit="threshold",
-                            threshold=float(values.pop("threshold")), confidence_fp64=True)
-    if "learned" in values:
-        return DecodeConfig(gen_length=gen_length, block_length=block, commit="learned",
-                            learned_filter=values.pop("path"), filter_threshold=float(values.pop("learned")))
-    raise ConfigError(f"unknown teacher {spec!r}; use threshold=<t>[,block=<n>]")
-
-
-def trajectories(llm, prompts: list[list[int]], cfg: DecodeConfig) -> list[list[list[int]]]:
-    """Per prompt, decoded through the engine: the canvas before each step, then the final canvas."""
-    engine = llm.make_engine(max_running=len(prompts))
-    row = {engine.add_request(p, cfg, stream_canvas=True): i for i, p in enumerate(prompts)}
-    canvases = [[[llm.spec.mask_id] * cfg.gen_length] for _ in prompts]
-    with torch.inference_mode():
-        while engine.has_unfinished():
-            for out in engine.step():
-                if out.canvas is not None:
-                    canvases[row[out.request_id]].append(list(out.canvas))
-    return canvases
-
-
-def windows(states: torch.Tensor, mask_id: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(T, G) bool windows of the blocks schedule and (T,) steps since each window opened, for T states."""
-    T, G = states.shape
-    idx = torch.arange(G)
-    first = torch.where(states == mask_id, idx, G).amin(-1).clamp(max=G - 1)
-    index = first // block
-    step = torch.zeros(T, dtype=torch.long)
-    for t in range(1, T):
-        step[t] = step[t - 1] + 1 if index[t] == index[t - 1] else 0
-    return idx[None, :] // block == index[:, None], step
-
-
-def samples(llm, prompt: list[int], states: list[list[int]], final: list[int], block: int
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (N, F) and labels (N,) of the masked positions in each state's window."""
-    mask_id = llm.spec.mask_id
-    canvas = torch.tensor(states)
-    logits = llm.logits([prompt + s for s in states])[:, len(prompt):]            # (T, G, V)
-    stats = token_stats(logits, llm.spec.eos_ids)
-    is_masked = canvas == mask_id
-    window, step = windows(canvas, mask_id, block)
-    features = step_features(stats, torch.ones_like(is_masked), is_masked, window, step)
-    keep = is_masked & window
-    label = logits.argmax(-1) == torch.tensor(final)[None, :]
-    return features[keep].float(), label[keep].float()
-
-
-def collect(llm, prompts: list[list[int]], cfg: FilterConfig, teachers: list[str], gen_length: int,
-            reference: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys = [], []
-    for name in teachers:
-        dc = teacher_config(name, gen_length, cfg.block_length)
-        t0 = time.perf_counter()
-        runs = trajectories(llm, prompts, dc)
-        for prompt, canvases, final in zip(prompts, runs, reference):
-            x, y = samples(llm, prompt, canvases[:-1], final, dc.window_length)
-            xs.append(x)
-            ys.append(y)
-        n = sum(len(c) - 1 for c in runs)
-        cfg.log(f"teacher {name}: {n} states, {sum(len(y) for y in ys[-len(prompts):])} samples, "
-                f"{time.perf_counter() - t0:.0f} s")
-    return torch.cat(xs), torch.cat(ys)
-
-
-def reference_data(llm, prompts: list[list[int]], cfg: FilterConfig, gen_length: int
-                   ) -> tuple[list[list[int]], torch.Tensor, torch.Tensor]:
-    """The one-token-per-step reference: its final canvases, and every `reference_every`-th state as samples."""
-    block = cfg.block_length or gen_length
-    dc = DecodeConfig(gen_length=gen_length, steps=gen_length, block_length=block, commit="linear",
-                      stop_at_eos=False)
-    t0 = time.perf_counter()
-    runs = trajectories(llm, prompts, dc)
-    finals = [c[-1] for c in runs]
-    xs, ys = [], []
-    for prompt, canvases, final in zip(prompts, runs, finals):
-        x, y = samples(llm, prompt, canvases[:-1][::cfg.reference_every], final, block)
-        xs.append(x)
-        ys.append(y)
-    cfg.log(f"reference (one token per step, block {block}): {len(prompts)} prompts, "
-            f"{sum(len(y) for y in ys)} samples, {time.perf_counter() - t0:.0f} s")
-    return finals, torch.cat(xs), torch.cat(ys)
 
 
 def fit(x: torch.Tensor, y: torch.Tensor, cfg: FilterConfig) -> tuple[FilterHead, dict]:
@@ -168,6 +82,30 @@ def fit(x: torch.Tensor, y: torch.Tensor, cfg: FilterConfig) -> tuple[FilterHead
     return head.eval(), {"samples": len(y), "positive_fraction": round(y.mean().item(), 4), "history": history}
 
 
+def validate(llm, task, examples: list, cfg: FilterConfig, path: Path) -> dict:
+    """Accuracy and mean NFE on held-out training prompts: threshold 0.9 (the baseline) and the learned rule at
+    each of `val_thresholds`; the recommended threshold is the one with the fewest NFE at the baseline's accuracy
+    or better (the highest threshold when none reaches it)."""
+    prompts = [task.prompt(ex) for ex in examples]
+    block = cfg.block_length or task.gen_length
+
+    def run(**knobs) -> dict:
+        done = llm.generate(prompts, DecodeConfig(gen_length=task.gen_length, block_length=block, **knobs))
+        return {"accuracy": sum(task.score(ex, c.text) for ex, c in zip(examples, done)) / len(examples),
+                "nfe": sum(c.nfe for c in done) / len(examples)}
+
+    base = run(commit="threshold", threshold=0.9, confidence_fp64=True)
+    rows = [{"filter_threshold": t, **run(commit="learned", learned_filter=str(path), filter_threshold=t)}
+            for t in cfg.val_thresholds]
+    for row in rows:
+        cfg.log(f"validation: filter_threshold {row['filter_threshold']}: accuracy {row['accuracy']:.3f}, "
+                f"NFE {row['nfe']:.2f} (threshold 0.9: {base['accuracy']:.3f}, {base['nfe']:.2f})")
+    good = [r for r in rows if r["accuracy"] >= base["accuracy"]]
+    best = min(good, key=lambda r: r["nfe"]) if good else rows[-1]
+    return {"prompts": len(examples), "block_length": block, "threshold_0.9": base, "learned": rows,
+            "recommended_threshold": best["filter_threshold"]}
+
+
 def train_filter(cfg: FilterConfig) -> Path:
     """Collect, fit, save; rounds > 1 add trajectories of the learned rule with the previous round's head."""
     from unmask.engine.llm import LLM   # the facade; train never imports the engine's runner
@@ -179,7 +117,8 @@ def train_filter(cfg: FilterConfig) -> Path:
     gen_length = task.gen_length
     if cfg.block_length and gen_length % cfg.block_length:
         raise ConfigError(f"block_length {cfg.block_length} does not divide the task's gen_length {gen_length}")
-    prompts = [llm.encode([task.prompt(ex)])[0] for ex in task.examples("train", cfg.prompts)]
+    examples = task.examples("train", cfg.prompts + cfg.val_prompts)
+    prompts = [llm.encode([task.prompt(ex)])[0] for ex in examples[:cfg.prompts]]
     finals, x, y = reference_data(llm, prompts, cfg, gen_length)
     tx, ty = collect(llm, prompts, cfg, list(cfg.teachers), gen_length, finals)
     x, y = torch.cat([x, tx]), torch.cat([y, ty])
@@ -195,6 +134,9 @@ def train_filter(cfg: FilterConfig) -> Path:
             "config": {k: v for k, v in asdict(cfg).items() if k != "log"}, **report,
             "wall_seconds": round(time.perf_counter() - started, 1)}
     path = head.save(out, meta)
+    if cfg.val_prompts:
+        meta["validation"] = validate(llm, task, examples[cfg.prompts:], cfg, path)
+        path = head.save(out, meta)
     cfg.log(f"saved {path} ({sum(p.numel() for p in head.parameters())} parameters) in "
             f"{meta['wall_seconds']:.0f} s")
     return path

@@ -13,7 +13,7 @@ from unmask.errors import ConfigError
 from unmask.outputs import check_output_dir
 from unmask.train.filter import FilterConfig
 
-LISTS = {"teachers": (str, ";"), "round_thresholds": (float, ",")}   # tuple fields: item type, separator
+LISTS = {"teachers": (str, ";"), "round_thresholds": (float, ","), "val_thresholds": (float, ",")}   # tuple fields: item type, separator
 
 
 def register(subparsers: Any) -> str:
@@ -49,6 +49,8 @@ def config_from(args: argparse.Namespace) -> FilterConfig:
     for name in ("prompts", "epochs", "batch_size", "hidden", "threads", "rounds", "reference_every"):
         if values[name] < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1, got {values[name]}")
+    if values["val_prompts"] < 0:
+        raise ConfigError(f"--val-prompts must be ≥ 0 (0: no threshold validation), got {values['val_prompts']}")
     if values["block_length"] < 0:
         raise ConfigError(f"--block-length must be ≥ 0 (0: one window), got {values['block_length']}")
     if not values["lr"] > 0:
