@@ -50,7 +50,7 @@ class FilterConfig:
     val_thresholds: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
     seed: int = 0
     threads: int = 1
-    log: Callable[[str], None] = field(default=print, repr=False)
+    log: Callable[[str], None] = field(default=lambda line: print(line, flush=True), repr=False)
 
 
 def fit(x: torch.Tensor, y: torch.Tensor, cfg: FilterConfig) -> tuple[FilterHead, dict]:
