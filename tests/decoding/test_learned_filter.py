@@ -35,6 +35,8 @@ def test_step_features_by_hand():
     assert f[:, col["right_conf"]].tolist() == pytest.approx([1.0, 0.6, 0.8, 1.0])
     assert f[:, col["left_done"]].tolist() == [1, 0, 1, 0]
     assert f[:, col["right_done"]].tolist() == [1, 0, 0, 1]
+    assert f[:, col["masked_left"]].tolist() == pytest.approx([0, 0, 0, 1 / 3])       # open: 2 and 3 only
+    assert f[:, col["min_left_conf"]].tolist() == pytest.approx([1.0, 1.0, 1.0, 0.6])
 
 
 def test_a_position_the_forward_did_not_predict_has_zero_stats():

@@ -7,7 +7,7 @@ import torch
 
 from unmask.cli import main
 from unmask.decoding import DecodeState
-from unmask.decoding.learned_filter import FILTER_CONFIG, load_filter
+from unmask.decoding.learned_filter import FEATURES, FILTER_CONFIG, load_filter
 from unmask.decoding.schedule import BlockSchedule
 from unmask.errors import ConfigError
 from unmask.models.resolve import bundled_models
@@ -36,7 +36,7 @@ def test_windows_match_the_block_schedule_and_the_engine_step_clock():
 
 def test_fitting_lowers_the_loss_on_a_learnable_rule():
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(2000, 13, generator=g)
+    x = torch.rand(2000, len(FEATURES), generator=g)
     y = (x[:, 0] > 0.7).float()                     # a constant guess of 0.3 has a BCE of 0.61
     _, report = fit(x, y, FilterConfig(epochs=3, batch_size=64, lr=1e-2, log=lambda _: None))
     assert report["history"][-1]["val_loss"] < 0.15 and report["history"][-1]["val_accuracy"] > 0.95

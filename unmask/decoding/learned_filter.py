@@ -27,7 +27,7 @@ from unmask.errors import CheckpointError, ConfigError
 FILTER_FILE = "learn2pd_filter.safetensors"
 FILTER_CONFIG = "learn2pd_filter.json"
 FEATURES = ("p1", "margin", "entropy", "log_odds", "is_eos", "offset", "from_frontier", "masked_frac", "step",
-            "left_conf", "right_conf", "left_done", "right_done")
+            "left_conf", "right_conf", "left_done", "right_done", "masked_left", "min_left_conf")
 LOG_ODDS_CLIP = 12.0
 STEP_SCALE = 16.0
 
@@ -51,7 +51,9 @@ def step_features(stats: Tensor, predicted: Tensor, is_masked: Tensor, window: T
     stats: (B, G, 5) `token_stats` scattered onto the region (anything where not predicted); predicted,
     is_masked, window: (B, G) bool; window_step: (B,) steps since the row's window opened. A neighbour that is
     committed (or lies outside the region: the prompt on the left, the end on the right) counts as done with
-    confidence 1; one that was not predicted counts as confidence 0.
+    confidence 1; one that was not predicted counts as confidence 0. `masked_left` is the share of the window's
+    masked positions left of the position, `min_left_conf` the lowest confidence among them (1 when none): a
+    token that depends on an unsure one before it is at risk.
     """
     B, G = is_masked.shape
     idx = torch.arange(G, device=is_masked.device).expand(B, G)
@@ -68,8 +70,12 @@ def step_features(stats: Tensor, predicted: Tensor, is_masked: Tensor, window: T
     one = torch.ones(B, 1, dtype=torch.float64, device=is_masked.device)
     left_conf, right_conf = torch.cat([one, conf[:, :-1]], 1), torch.cat([conf[:, 1:], one], 1)
     left_done, right_done = torch.cat([one, done[:, :-1]], 1), torch.cat([done[:, 1:], one], 1)
+    open_ = (window & is_masked).double()
+    masked_left = (open_.cumsum(-1) - open_) / length
+    open_conf = torch.where(window & is_masked, conf, torch.ones_like(conf))
+    min_left_conf = torch.cat([one, open_conf[:, :-1].cummin(-1).values], 1)
     return torch.cat([stats, torch.stack([offset, from_frontier, masked_frac, step, left_conf, right_conf,
-                                          left_done, right_done], -1)], -1)
+                                          left_done, right_done, masked_left, min_left_conf], -1)], -1)
 
 
 # ---- the head -------------------------------------------------------------------------------------------
