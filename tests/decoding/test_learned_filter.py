@@ -25,7 +25,8 @@ def test_step_features_by_hand():
     stats[0, :, 0] = torch.tensor([0.5, 0.9, 0.6, 0.8])
     is_masked = torch.tensor([[True, False, True, True]])
     window = torch.tensor([[False, True, True, True]])
-    f = step_features(stats, torch.ones_like(is_masked), is_masked, window, torch.tensor([3]))[0]
+    tokens = torch.tensor([[3, 130, 7, 5]])
+    f = step_features(stats, torch.ones_like(is_masked), is_masked, window, torch.tensor([3]), tokens)[0]
     col = {name: i for i, name in enumerate(FEATURES)}
     assert f[:, col["offset"]].tolist() == pytest.approx([-1 / 3, 0, 1 / 3, 2 / 3])
     assert f[:, col["from_frontier"]].tolist() == pytest.approx([-2 / 3, -1 / 3, 0, 1 / 3])   # frontier = 2
@@ -37,14 +38,15 @@ def test_step_features_by_hand():
     assert f[:, col["right_done"]].tolist() == [1, 0, 0, 1]
     assert f[:, col["masked_left"]].tolist() == pytest.approx([0, 0, 0, 1 / 3])       # open: 2 and 3 only
     assert f[:, col["min_left_conf"]].tolist() == pytest.approx([1.0, 1.0, 1.0, 0.6])
+    assert f[:, col["token_bucket"]].tolist() == [3, 2, 7, 5]                         # id mod 128
 
 
 def test_a_position_the_forward_did_not_predict_has_zero_stats():
     stats = torch.ones(1, 3, 5, dtype=torch.float64)
     predicted = torch.tensor([[True, False, True]])
     f = step_features(stats, predicted, torch.ones(1, 3, dtype=torch.bool), torch.ones(1, 3, dtype=torch.bool),
-                      torch.tensor([0]))
-    assert f[0, 1, :5].tolist() == [0] * 5 and f[0, 0, FEATURES.index("right_conf")] == 0
+                      torch.tensor([0]), torch.full((1, 3), 9))
+    assert f[0, 1, :5].tolist() == [0] * 5 and f[0, :, -1].tolist() == [9, 0, 9] and f[0, 0, FEATURES.index("right_conf")] == 0
 
 
 def confidence_head(scale: float = 40.0, at: float = 0.8) -> FilterHead:

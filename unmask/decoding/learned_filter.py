@@ -27,7 +27,9 @@ from unmask.errors import CheckpointError, ConfigError
 FILTER_FILE = "learn2pd_filter.safetensors"
 FILTER_CONFIG = "learn2pd_filter.json"
 FEATURES = ("p1", "margin", "entropy", "log_odds", "is_eos", "offset", "from_frontier", "masked_frac", "step",
-            "left_conf", "right_conf", "left_done", "right_done", "masked_left", "min_left_conf")
+            "left_conf", "right_conf", "left_done", "right_done", "masked_left", "min_left_conf", "token_bucket")
+TOKEN_BUCKETS = 128     # the argmax token's id modulo this indexes a small learned embedding (digits ≠ punctuation)
+TOKEN_EMBED = 4
 LOG_ODDS_CLIP = 12.0
 STEP_SCALE = 16.0
 
@@ -45,10 +47,12 @@ def token_stats(logits: Tensor, eos_ids: tuple[int, ...]) -> Tensor:
     return torch.stack([p1, p1 - p2, entropy, log_odds / LOG_ODDS_CLIP, is_eos], -1)
 
 
-def step_features(stats: Tensor, predicted: Tensor, is_masked: Tensor, window: Tensor, window_step: Tensor) -> Tensor:
+def step_features(stats: Tensor, predicted: Tensor, is_masked: Tensor, window: Tensor, window_step: Tensor,
+                  tokens: Tensor) -> Tensor:
     """(B, G, len(FEATURES)) float64 for every generated position of a step.
 
-    stats: (B, G, 5) `token_stats` scattered onto the region (anything where not predicted); predicted,
+    stats: (B, G, 5) `token_stats` scattered onto the region (anything where not predicted); tokens: (B, G) long,
+    the argmax there (its id modulo TOKEN_BUCKETS is the last column, read by the head's embedding); predicted,
     is_masked, window: (B, G) bool; window_step: (B,) steps since the row's window opened. A neighbour that is
     committed (or lies outside the region: the prompt on the left, the end on the right) counts as done with
     confidence 1; one that was not predicted counts as confidence 0. `masked_left` is the share of the window's
@@ -74,27 +78,34 @@ def step_features(stats: Tensor, predicted: Tensor, is_masked: Tensor, window: T
     masked_left = (open_.cumsum(-1) - open_) / length
     open_conf = torch.where(window & is_masked, conf, torch.ones_like(conf))
     min_left_conf = torch.cat([one, open_conf[:, :-1].cummin(-1).values], 1)
+    bucket = torch.where(predicted, tokens % TOKEN_BUCKETS, 0).double()
     return torch.cat([stats, torch.stack([offset, from_frontier, masked_frac, step, left_conf, right_conf,
-                                          left_done, right_done, masked_left, min_left_conf], -1)], -1)
+                                          left_done, right_done, masked_left, min_left_conf, bucket], -1)], -1)
 
 
 # ---- the head -------------------------------------------------------------------------------------------
 class FilterHead(nn.Module):
-    """features (…, F) → logit (…) that the position's current argmax is final. Two hidden layers."""
+    """features (…, F) → logit (…) that the position's current argmax is final: the numeric features and a
+    4-dim embedding of the token bucket (the last feature) through two hidden layers."""
 
     def __init__(self, n_features: int = len(FEATURES), hidden: int = 32) -> None:
         super().__init__()
         self.n_features, self.hidden = n_features, hidden
-        self.net = nn.Sequential(nn.Linear(n_features, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-                                 nn.Linear(hidden, 1))
+        self.embed = nn.Embedding(TOKEN_BUCKETS, TOKEN_EMBED)
+        self.net = nn.Sequential(nn.Linear(n_features - 1 + TOKEN_EMBED, hidden), nn.GELU(), nn.Linear(hidden, hidden),
+                                 nn.GELU(), nn.Linear(hidden, 1))
+
+    def inputs(self, features: Tensor, dtype: torch.dtype) -> Tensor:
+        bucket = features[..., -1].long().clamp(0, TOKEN_BUCKETS - 1)
+        return torch.cat([features[..., :-1].to(dtype), self.embed.weight.to(dtype)[bucket]], -1)
 
     def forward(self, features: Tensor) -> Tensor:
-        return self.net(features).squeeze(-1)
+        return self.net(self.inputs(features, self.embed.weight.dtype)).squeeze(-1)
 
     @torch.no_grad()
     def probability(self, features: Tensor) -> Tensor:
         """Sigmoid of the logit, computed in float64 (a copy of the weights; the module is left as it is)."""
-        x = features.double()
+        x = self.inputs(features, torch.float64)
         for layer in self.net:
             x = nn.functional.linear(x, layer.weight.double(), layer.bias.double()) if isinstance(layer, nn.Linear) \
                 else layer(x)
@@ -136,6 +147,8 @@ def load_filter(path: str | Path) -> FilterHead:
         raise CheckpointError(f"{config_path} was trained on features {config.get('features')}; this unmask "
                               f"computes {list(FEATURES)}: retrain it with `unmask train-filter`")
     hidden = config.get("hidden", weights.get("net.0.weight", torch.empty(32, 0)).shape[0])
+    if not isinstance(hidden, int) or hidden < 1:
+        raise CheckpointError(f"{config_path}: hidden must be a positive int, got {hidden!r}")
     head = FilterHead(len(FEATURES), int(hidden))
     expected = {k: tuple(v.shape) for k, v in head.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in weights.items()}
@@ -173,7 +186,8 @@ class LearnedCommit(CommitPolicy):
         stats = stats_n.new_zeros(B, G, stats_n.shape[-1]).scatter(
             1, view.predicts[..., None].expand(-1, -1, stats_n.shape[-1]), stats_n)
         predicted = torch.zeros(B, G, dtype=torch.bool, device=stats.device).scatter(1, view.predicts, True)
-        features = step_features(stats, predicted, state.is_masked, view.window, state.window_step)
+        tokens = state.tokens.scatter(1, view.predicts, view.logits.argmax(-1))
+        features = step_features(stats, predicted, state.is_masked, view.window, state.window_step, tokens)
         return torch.where(predicted, self.head.probability(features), 0.0)
 
     def select(self, scores: Tensor, candidates: Tensor, state: DecodeState, view=None) -> Tensor:

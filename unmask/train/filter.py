@@ -123,6 +123,7 @@ def train_filter(cfg: FilterConfig) -> Path:
     tx, ty = collect(llm, prompts, cfg, list(cfg.teachers), gen_length, finals)
     x, y = torch.cat([x, tx]), torch.cat([y, ty])
     out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
     head, report = fit(x, y, cfg)
     for r in range(1, cfg.rounds):
         head.save(out, {"round": r})
@@ -130,6 +131,7 @@ def train_filter(cfg: FilterConfig) -> Path:
         ox, oy = collect(llm, prompts, cfg, own, gen_length, finals)
         x, y = torch.cat([x, ox]), torch.cat([y, oy])
         head, report = fit(x, y, cfg)
+    torch.save({"features": x, "labels": y}, out / "samples.pt")   # for refits; not part of the shipped filter
     meta = {"trained_on": {"model": cfg.model, "task": cfg.task, "split": "train"},
             "config": {k: v for k, v in asdict(cfg).items() if k != "log"}, **report,
             "wall_seconds": round(time.perf_counter() - started, 1)}

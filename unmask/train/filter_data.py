@@ -58,7 +58,7 @@ def samples(llm, prompt: list[int], states: list[list[int]], final: list[int], b
     stats = token_stats(logits, llm.spec.eos_ids)
     is_masked = canvas == mask_id
     window, step = windows(canvas, mask_id, block)
-    features = step_features(stats, torch.ones_like(is_masked), is_masked, window, step)
+    features = step_features(stats, torch.ones_like(is_masked), is_masked, window, step, logits.argmax(-1))
     keep = is_masked & window
     label = logits.argmax(-1) == torch.tensor(final)[None, :]
     return features[keep].float(), label[keep].float()
