@@ -64,8 +64,9 @@ class DecodeConfig:
     sf_stability_std: float = knob(1.0, "slowfast: the span estimates are stable when their std is below this")
     learned_filter: str | None = knob(None, "learned (Learn2PD): the commit filter: a learn2pd_filter.safetensors "
                                       "file, a directory holding one, or a bundled model's name; None = the model's own")
-    filter_threshold: float = knob(0.5, "learned (Learn2PD): commit masked positions whose filter probability of "
-                                   "being final is ≥ this (always the most probable one)")
+    filter_threshold: float | None = knob(None, "learned (Learn2PD): commit masked positions whose filter "
+                                          "probability of being final is ≥ this (always the most probable one); None "
+                                          "= the threshold the filter's training validated (tiny-arith's: 0.95)")
     eotp: bool = knob(False, "End-of-Text Prediction (Learn2PD): once a row's tail is EOS (committed, or predicted "
                       "with probability ≥ eotp_threshold at every masked position from there on), fill it with EOS "
                       "at once instead of decoding the padding")

@@ -39,7 +39,7 @@ TYPES.update({"remdm_schedule": str, "eta": (float, int), "t_on": (float, int), 
 TYPES.update({"sf_explore_steps": int, "sf_span_threshold": (float, int), "sf_stability_window": int,
               "sf_stability_std": (float, int)})
 # commit learned (Learn2PD) and End-of-Text Prediction
-TYPES.update({"learned_filter": (str, type(None)), "filter_threshold": (float, int), "eotp": bool,
+TYPES.update({"learned_filter": (str, type(None)), "filter_threshold": (float, int, type(None)), "eotp": bool,
               "eotp_threshold": (float, int)})
 # uniform corruption (DiffusionGemma)
 TYPES.update({"canvas_steps": int, "t_min": (float, int), "t_max": (float, int), "stability_threshold": int,

@@ -71,3 +71,14 @@ def test_a_tiny_run_writes_a_filter_the_engine_loads(tmp_path):
                                                     DecodeConfig(gen_length=48, block_length=16, commit="learned",
                                                                  learned_filter=str(tmp_path)))
     assert out[0].nfe >= 1 and out[0].finish_reason in ("eos", "length")
+
+
+def test_filter_prompts_are_new_to_the_teacher_and_never_the_evaluation_problems():
+    from unmask.bench.tasks import get_task
+    from unmask.bench.tasks.base import bucket_of
+    from unmask.train.filter import filter_examples
+
+    fresh = filter_examples(FilterConfig(held_out=50), 30)
+    held = {e.question for e in get_task("arith").examples("test", 50)}
+    assert len(fresh) == 30 and not any(e.question in held for e in fresh)
+    assert all(bucket_of(e.question) == "test" for e in fresh)    # the bucket no training set draws from

@@ -91,6 +91,7 @@ class FilterHead(nn.Module):
     def __init__(self, n_features: int = len(FEATURES), hidden: int = 32) -> None:
         super().__init__()
         self.n_features, self.hidden = n_features, hidden
+        self.recommended_threshold: float | None = None   # the threshold its training validated, when known
         self.embed = nn.Embedding(TOKEN_BUCKETS, TOKEN_EMBED)
         self.net = nn.Sequential(nn.Linear(n_features - 1 + TOKEN_EMBED, hidden), nn.GELU(), nn.Linear(hidden, hidden),
                                  nn.GELU(), nn.Linear(hidden, 1))
@@ -156,13 +157,16 @@ def load_filter(path: str | Path) -> FilterHead:
         raise CheckpointError(f"the Learn2PD filter at {weights_path} does not match its config: expected tensors "
                               f"{expected}, found {found}")
     head.load_state_dict(weights)
+    recommended = config.get("validation", {}).get("recommended_threshold")
+    head.recommended_threshold = float(recommended) if isinstance(recommended, (int, float)) else None
     return head.eval()
 
 
 # ---- the commit rule ------------------------------------------------------------------------------------
 @COMMIT.register("learned")
 class LearnedCommit(CommitPolicy):
-    """Commit every candidate the filter calls final (probability ≥ filter_threshold), always its surest one."""
+    """Commit every candidate the filter calls final (probability ≥ filter_threshold), always its surest one.
+    filter_threshold None: the threshold the filter's own training validated (its JSON), else 0.5."""
 
     needs_view = True
 
@@ -172,12 +176,13 @@ class LearnedCommit(CommitPolicy):
             raise ConfigError("commit 'learned' was trained on greedy trajectories: its labels say whether the "
                               "argmax is final; use temperature=0")
 
-    def __init__(self, learned_filter: FilterHead | str | Path | None, filter_threshold: float = 0.5) -> None:
+    def __init__(self, learned_filter: FilterHead | str | Path | None, filter_threshold: float | None = None) -> None:
         if learned_filter is None:
             raise ConfigError("commit 'learned' needs a Learn2PD filter: this model ships none "
                               f"({FILTER_FILE}); train one with `unmask train-filter` or set learned_filter")
         self.head = learned_filter if isinstance(learned_filter, FilterHead) else load_filter(learned_filter)
-        self.threshold = filter_threshold
+        fallback = self.head.recommended_threshold if self.head.recommended_threshold is not None else 0.5
+        self.threshold = filter_threshold if filter_threshold is not None else fallback
 
     def final_probability(self, state: DecodeState, view) -> Tensor:
         """(B, G) float64: the filter's probability that each position's argmax is final (0 where not predicted)."""

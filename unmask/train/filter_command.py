@@ -49,6 +49,8 @@ def config_from(args: argparse.Namespace) -> FilterConfig:
     for name in ("prompts", "epochs", "batch_size", "hidden", "threads", "rounds", "reference_every"):
         if values[name] < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1, got {values[name]}")
+    if values["held_out"] < 0:
+        raise ConfigError(f"--held-out must be ≥ 0, got {values['held_out']}")
     if values["val_prompts"] < 0:
         raise ConfigError(f"--val-prompts must be ≥ 0 (0: no threshold validation), got {values['val_prompts']}")
     if values["block_length"] < 0:
