@@ -66,7 +66,7 @@ class DecodeConfig:
                                       "file, a directory holding one, or a bundled model's name; None = the model's own")
     filter_threshold: float | None = knob(None, "learned (Learn2PD): commit masked positions whose filter "
                                           "probability of being final is ≥ this (always the most probable one); None "
-                                          "= the threshold the filter's training validated (tiny-arith's: 0.95)")
+                                          "= the threshold the filter's training validated (tiny-arith's: 0.98)")
     eotp: bool = knob(False, "End-of-Text Prediction (Learn2PD): once a row's tail is EOS (committed, or predicted "
                       "with probability ≥ eotp_threshold at every masked position from there on), fill it with EOS "
                       "at once instead of decoding the padding")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from unmask.config import DecodeConfig
 from unmask.decoding.learned_filter import FILTER_FILE, FilterHead, filter_file, load_filter
-from unmask.errors import ConfigError
+from unmask.errors import CheckpointError, ConfigError
 from unmask.models.resolve import ASSETS, bundled_models
 
 
@@ -40,5 +40,8 @@ class FilterLibrary:
             return None
         path = self.path_for(config).resolve()
         if path not in self.loaded:
-            self.loaded[path] = load_filter(path)
+            try:
+                self.loaded[path] = load_filter(path)
+            except CheckpointError as e:   # a request asking for it gets a config error (a 400 when served)
+                raise ConfigError(f"commit 'learned': {e}") from None
         return self.loaded[path]
