@@ -29,7 +29,7 @@ class DecodeConfig:
                     "maskgit_plus, topk_margin)")
     alg_temp: float | None = knob(None, "Dream: sample positions from softmax(score / alg_temp) when > 0")
     commit: str = knob("linear", "commit rule: linear | dream | threshold | factor | entropy-threshold | eb | "
-                       "hierarchy | dimple | dus | cosine | klass | slowfast | remdm")
+                       "hierarchy | dimple | dus | cosine | klass | slowfast | remdm | learned")
     threshold: float = knob(0.9, "threshold / hierarchy rule: commit scores ≥ threshold; dimple: scores > threshold; "
                             "entropy-threshold: entropy < threshold")
     eb_gamma: float = knob(0.15, "eb (EB-Sampler): accept the lowest-entropy candidates while Σ entropy − max entropy "
@@ -62,6 +62,15 @@ class DecodeConfig:
     sf_stability_window: int = knob(2, "slowfast: how many latest span estimates must agree (std < "
                                     "sf_stability_std) to fix the span early")
     sf_stability_std: float = knob(1.0, "slowfast: the span estimates are stable when their std is below this")
+    learned_filter: str | None = knob(None, "learned (Learn2PD): the commit filter: a learn2pd_filter.safetensors "
+                                      "file, a directory holding one, or a bundled model's name; None = the model's own")
+    filter_threshold: float | None = knob(None, "learned (Learn2PD): commit masked positions whose filter "
+                                          "probability of being final is ≥ this (always the most probable one); None "
+                                          "= the threshold the filter's training validated (tiny-arith's: 0.98)")
+    eotp: bool = knob(False, "End-of-Text Prediction (Learn2PD): once a row's tail is EOS (committed, or predicted "
+                      "with probability ≥ eotp_threshold at every masked position from there on), fill it with EOS "
+                      "at once instead of decoding the padding")
+    eotp_threshold: float = knob(0.9, "EoTP: the probability a masked position's EOS prediction needs to be filled")
     factor: float = knob(1.0, "factor rule (Fast-dLLM): accept rank r while (r+1)(1-c_r) ≤ factor")
     eps: float = knob(1e-3, "Dream timestep schedule's final time")
     temperature: float = knob(0.0, "0 = argmax; > 0 = Gumbel-max sampling in float64")

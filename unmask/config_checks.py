@@ -38,6 +38,9 @@ TYPES.update({"remdm_schedule": str, "eta": (float, int), "t_on": (float, int), 
 # commit slowfast (SlowFast sampling)
 TYPES.update({"sf_explore_steps": int, "sf_span_threshold": (float, int), "sf_stability_window": int,
               "sf_stability_std": (float, int)})
+# commit learned (Learn2PD) and End-of-Text Prediction
+TYPES.update({"learned_filter": (str, type(None)), "filter_threshold": (float, int, type(None)), "eotp": bool,
+              "eotp_threshold": (float, int)})
 # uniform corruption (DiffusionGemma)
 TYPES.update({"canvas_steps": int, "t_min": (float, int), "t_max": (float, int), "stability_threshold": int,
               "confidence_threshold": (float, int)})
@@ -57,7 +60,8 @@ FLOAT_RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     "eta": (0.0, True, 1.0, True), "t_on": (0.0, False, 1.0, False), "t_off": (0.0, True, 1.0, False),
     "alpha_on": (0.0, False, 1.0, False), "sf_span_threshold": (0.0, True, 1.0, True),
     "sf_stability_std": (0.0, False, None, False), "t_min": (0.0, True, MAX_TEMPERATURE, True),
-    "t_max": (0.0, False, MAX_TEMPERATURE, True), "confidence_threshold": (0.0, False, None, False)}
+    "t_max": (0.0, False, MAX_TEMPERATURE, True), "confidence_threshold": (0.0, False, None, False),
+    "filter_threshold": (0.0, False, 1.0, True), "eotp_threshold": (0.0, False, 1.0, True)}
 POSITIVE_INTS = ("gen_length", "steps", "block_length", "top_k", "remask_budget", "cache_update_freq", "cache_reloading_step",
                  "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num", "dus_base", "kl_history",
                  "sf_explore_steps", "sf_stability_window", "canvas_steps")
@@ -134,6 +138,9 @@ def _check_combinations(cfg: "DecodeConfig") -> None:
     if cfg.t_off >= cfg.t_on:
         raise ConfigError(f"t_off ({cfg.t_off}) must be below t_on ({cfg.t_on}): ReMDM's loop runs for t in "
                           f"(t_off, t_on]")
+    if cfg.eotp and cfg.remask != "none":
+        raise ConfigError(f"eotp fills a row's EOS tail as final tokens, which remask {cfg.remask!r} could reopen or "
+                          f"edit; use remask='none' with eotp")
     if cfg.alg_temp and cfg.commit != "dream":
         raise ConfigError(f"alg_temp samples positions under Dream's quota rule; set commit='dream' "
                           f"(got {cfg.commit!r}) or alg_temp=None")

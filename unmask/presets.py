@@ -164,4 +164,10 @@ PRESETS: dict[str, Preset] = {
          "logits_fusion": "credit", "credit_alpha": 0.7, "credit_gamma": 0.2, "credit_beta": 0.8},
         "arXiv 2510.08666 (dInfer), CreditThresholdParallelDecoder",
         "threshold 0.9 on logits fused with a decaying credit for tokens that stay on top, block 32"),
+    "learn2pd": Preset(
+        {"gen_length": 256, "block_length": 32, "commit": "learned", "filter_threshold": None, "eotp": True,
+         "eotp_threshold": 0.9, "alg": "confidence"},
+        "arXiv 2509.25188 (Learn2PD; no public code, designed from the paper)",
+        "a learned filter commits the positions whose argmax it calls final (≥ 1 per step) + End-of-Text "
+        "Prediction fills the EOS tail; needs the model's learn2pd_filter.safetensors (unmask train-filter)"),
 }

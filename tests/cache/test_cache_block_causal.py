@@ -17,7 +17,8 @@ COMMIT_KNOBS = {"linear": {"steps": 16}, "eb": {"alg": "entropy", "eb_gamma": 0.
                 "hierarchy": {"threshold": 0.7, "low_threshold": 0.2}, "dimple": {"steps": 16, "threshold": 0.5},
                 "cosine": {"steps": 8}, "remdm": {"seed": 5},
                 "dream": {"steps": 8, "alg": "entropy"}, "threshold": {"threshold": 0.3},
-                "entropy-threshold": {"alg": "entropy", "threshold": 1.0}}
+                "entropy-threshold": {"alg": "entropy", "threshold": 1.0},
+                "learned": {"learned_filter": "tiny-arith", "filter_threshold": 0.5}}
 NOT_EXACT = {"klass": "compares predictions of positions before their block opens (refused by the cache)",
              "slowfast": "drops the masked suffix from its fast steps' input (refused by every cache but none)"}
 

@@ -6,12 +6,15 @@ from unmask.config import DecodeConfig
 from unmask.decoding import COMMIT, DecodeState
 from unmask.decoding.remask import StepView
 from unmask.engine.build import construct
+from unmask.models.resolve import ASSETS
+
+SHIPPED_FILTER = ASSETS / "tiny-arith" / "learn2pd_filter.safetensors"   # Learn2PD's head (commit 'learned')
 
 B, G = 4, 16
 SETTINGS = {"linear": {}, "dream": {}, "threshold": {"threshold": 0.9}, "entropy-threshold": {"alg": "entropy"},
             "factor": {}, "eb": {"alg": "entropy"}, "hierarchy": {}, "dimple": {}, "dus": {"block_length": 8},
             "cosine": {}, "klass": {"threshold": 0.5, "kl_threshold": 1e3, "kl_history": 1}, "remdm": {},
-            "slowfast": {}}
+            "slowfast": {}, "learned": {"learned_filter": str(SHIPPED_FILTER)}}
 ENTROPY_SCORED = ("entropy-threshold", "eb")   # rules whose score is a negative entropy
 
 

@@ -28,7 +28,8 @@ COMMIT_KNOBS = {"linear": {"steps": 16}, "eb": {"alg": "entropy", "eb_gamma": 0.
                 "klass": {"steps": 16, "threshold": 0.1, "kl_threshold": 5.0, "kl_history": 1},
                 "remdm": {"seed": 5, "temperature": 1.0}, "dream": {"steps": 8, "alg": "entropy"}, "threshold": {"threshold": 0.3},
                 "factor": {}, "slowfast": {"threshold": 0.3, "sf_span_threshold": 0.1, "sf_explore_steps": 2},
-                "entropy-threshold": {"alg": "entropy", "threshold": 1.0}}
+                "entropy-threshold": {"alg": "entropy", "threshold": 1.0},
+                "learned": {"learned_filter": "tiny-arith", "filter_threshold": 0.5}}
 
 
 BLOCK_CAUSAL_ONLY = ("block-causal",)   # caches that serve only block-causal models (test below)
@@ -50,6 +51,7 @@ def configs() -> list[tuple[str, DecodeConfig]]:
                                                       remask_threshold=1.0)))
     out.append(("remask=wino", DecodeConfig(**BASE, commit="threshold", threshold=0.3, remask="wino")))
     out.append(("cfg", DecodeConfig(**BASE, steps=16, cfg_scale=1.5)))
+    out.append(("eotp+prefix", DecodeConfig(**BASE, steps=16, eotp=True, eotp_threshold=0.05, cache="prefix")))
     out.append(("credit+dual", DecodeConfig(**BASE, commit="threshold", threshold=0.3, logits_fusion="credit",
                                             cache="dual")))
     out.append(("remask=edit+dual", DecodeConfig(**BASE, steps=8, remask="edit", edit_threshold=0.05, cache="dual")))

@@ -34,6 +34,9 @@ CASES = [
     ("invalid override", {**GOOD, "unmask": {"overrides": {"threshold": "high"}}}, 400, "threshold"),
     ("impossible override", {**GOOD, "unmask": {"overrides": {"cache": "dual", "block_length": 48}}}, 400, "dual"),
     ("stream not bool", {**GOOD, "stream": "yes"}, 400, "stream"),
+    ("filter path per request", {**GOOD, "unmask": {"overrides": {"commit": "learned",
+                                                                  "learned_filter": "/etc/passwd"}}}, 400,
+     "learned_filter"),
 ]
 
 

@@ -3,6 +3,7 @@ from unmask.decoding.commit import COMMIT, CommitPolicy
 from unmask.decoding import commit_adaptive  # noqa: F401  (registers eb, hierarchy, dimple, dus, cosine)
 from unmask.decoding import commit_klass  # noqa: F401  (registers klass)
 from unmask.decoding import commit_slowfast  # noqa: F401  (registers slowfast)
+from unmask.decoding import learned_filter  # noqa: F401  (registers learned: Learn2PD)
 from unmask.decoding.remask import REMASK, RemaskPolicy
 from unmask.decoding import remdm  # noqa: F401  (registers commit and remask 'remdm': MDLM / ReMDM)
 from unmask.decoding.schedule import SCHEDULES, Schedule

@@ -28,6 +28,7 @@ REFUSED = {
     "alg_temp": (None, "positions are accepted by the entropy bound, not sampled"),
     "logits_eos_inf": (False, "EOS is handled at the canvas's end, as the reference does"),
     "confidence_eos_eot_inf": (False, "EOS is handled at the canvas's end, as the reference does"),
+    "eotp": (False, "End-of-Text Prediction fills masked padding; a canvas stops at EOS by itself"),
 }
 
 

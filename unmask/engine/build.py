@@ -15,6 +15,7 @@ from unmask.cache import CACHES, Cache
 from unmask.config import DecodeConfig
 from unmask.decoding import (COMMIT, REMASK, SCHEDULES, SCORES, CommitPolicy, RemaskPolicy, Schedule, Score,
                              TokenSampler, canonical_alg)
+from unmask.decoding.eotp import EndOfText
 from unmask.decoding.fusion import FUSION, LogitsFusion, NoFusion
 from unmask.decoding.guidance import ClassifierFreeGuidance, Guidance
 from unmask.engine.guided import PairedCache
@@ -33,6 +34,7 @@ class DecodeParts:
     stop_at_eos: bool
     guidance: Guidance | None = None
     fusion: LogitsFusion = NoFusion()
+    eotp: EndOfText | None = None
 
 
 def construct(cls: type, cfg: DecodeConfig, **context: Any) -> Any:
@@ -54,11 +56,15 @@ def build_cache(cfg: DecodeConfig, context: dict[str, Any]) -> Cache:
     return PairedCache(cache) if cfg.cfg_scale > 0 else cache
 
 
-def build_parts(cfg: DecodeConfig, spec: DiffusionSpec, generators: list[torch.Generator]) -> DecodeParts:
+def build_parts(cfg: DecodeConfig, spec: DiffusionSpec, generators: list[torch.Generator],
+                learned_filter: object | None = None) -> DecodeParts:
     """The parts of one group. `generators` is the group's per-row list; the engine edits it in place as
-    rows join and leave, so parts that hold it (Dream's position sampling) always see the current rows."""
+    rows join and leave, so parts that hold it (Dream's position sampling) always see the current rows.
+    `learned_filter`: the loaded Learn2PD head for commit 'learned' (engine/filters.py)."""
     context = {"steps_per_window": cfg.steps_per_window, "block_length": cfg.window_length,
                "generators": generators, "spec": spec, "fp64": cfg.confidence_fp64}
+    if learned_filter is not None:
+        context["learned_filter"] = learned_filter
     return DecodeParts(
         schedule=construct(SCHEDULES.get(cfg.schedule), cfg, **context),
         score=construct(SCORES.get(canonical_alg(cfg.alg)), cfg, **context),
@@ -68,4 +74,5 @@ def build_parts(cfg: DecodeConfig, spec: DiffusionSpec, generators: list[torch.G
         cache=build_cache(cfg, context),
         generators=generators, stop_at_eos=cfg.stop_at_eos,
         guidance=ClassifierFreeGuidance(cfg.cfg_scale, spec.mask_id) if cfg.cfg_scale > 0 else None,
-        fusion=construct(FUSION.get(cfg.logits_fusion), cfg, **context))
+        fusion=construct(FUSION.get(cfg.logits_fusion), cfg, **context),
+        eotp=EndOfText(cfg.eotp_threshold) if cfg.eotp else None)

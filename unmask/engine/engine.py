@@ -27,6 +27,7 @@ from unmask.decoding.uniform import check_uniform_config
 from unmask.engine.api import BATCHING, Completion, FinishReason, StepOutput
 from unmask.engine.canvas_group import CanvasGroup
 from unmask.engine.block_layout import check_for_model
+from unmask.engine.filters import FilterLibrary
 from unmask.engine.group import Group
 from unmask.engine.memory import available_bytes, describe, row_bytes
 from unmask.engine.request import RequestState
@@ -69,7 +70,7 @@ class Engine:
     def __init__(self, model: nn.Module, spec: DiffusionSpec, device: torch.device | str = "cpu", *,
                  max_running: int = 256, max_waiting: int | None = None, prompt_bucket: bool = False,
                  batching: str = "continuous", detokenize=None, compile: bool = False,
-                 context_len: int | None = None, backend: str = "inductor") -> None:
+                 context_len: int | None = None, backend: str = "inductor", model_dir=None) -> None:
         if max_running < 1:
             raise ConfigError(f"max_running must be ≥ 1, got {max_running}")
         if batching not in BATCHING:
@@ -80,6 +81,7 @@ class Engine:
         self.detokenize = detokenize
         self.runner = Runner(model, spec, device, max_running=max_running, context_len=context_len, compile=compile,
                              backend=backend)
+        self.filters = FilterLibrary(model_dir)   # Learn2PD filters for commit 'learned', found beside the model
         self.waiting: deque[RequestState] = deque()
         self.groups: list[Group] = []
         self.stats = EngineStats()
@@ -177,6 +179,7 @@ class Engine:
             check_uniform_config(config, self.spec.canvas_length)
             return
         check_for_model(config, self.spec)
+        self.filters.get(config)   # commit 'learned': its filter exists and loads
 
     def check_prompt(self, prompt_ids, allow_mask: bool = False) -> list[int]:
         """The ids as a list of ints, or RequestError naming the bad id (floats, bools, out of vocabulary)."""
@@ -246,7 +249,8 @@ class Engine:
             width = min(bucket(longest), self.spec.context_len - requests[0].config.gen_length) \
                 if self.prompt_bucket else longest
             kind = CanvasGroup if self.spec.attention == "encoder_canvas" else Group
-            group = kind(requests[0].config, width, self.model, self.spec, self.device)
+            extra = {} if kind is CanvasGroup else {"learned_filter": self.filters.get(requests[0].config)}
+            group = kind(requests[0].config, width, self.model, self.spec, self.device, **extra)
             group.key, group.runner = requests[0].group_key, self.runner
             group.join(requests)
             self.groups.append(group)

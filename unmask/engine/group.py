@@ -26,14 +26,15 @@ from unmask.models.spec import DiffusionSpec
 
 class Group:
     def __init__(self, config: DecodeConfig, prompt_width: int, model: nn.Module, spec: DiffusionSpec,
-                 device: torch.device) -> None:
+                 device: torch.device, learned_filter: object | None = None) -> None:
         self.config, self.prompt_width, self.model, self.spec, self.device = config, prompt_width, model, spec, device
+        self.learned_filter = learned_filter
         self.key = None
         self.runner = None   # the engine's Runner (engine/runner.py): how the step runs; None = eager
         self.arriving: list[RequestState] = []   # admitted; they join at the start of the next step
         self.rows: list[RequestState] = []
         self.generators: list[torch.Generator] = []
-        self.parts = build_parts(config, spec, self.generators)
+        self.parts = build_parts(config, spec, self.generators, learned_filter)
         self.canvas: Canvas | None = None
         self.state: DecodeState | None = None
         self.max_steps = 4 * config.gen_length + 8   # each step commits ≥ 1 per row; this only guards remasking
@@ -83,7 +84,7 @@ class Group:
 
     def sibling(self) -> "Group":
         """An empty group with this one's config and width (its rows can merge into this one)."""
-        part = Group(self.config, self.prompt_width, self.model, self.spec, self.device)
+        part = Group(self.config, self.prompt_width, self.model, self.spec, self.device, self.learned_filter)
         part.key, part.runner = self.key, self.runner
         return part
 

@@ -142,7 +142,7 @@ class LLM:
     def make_engine(self, **options: object) -> Engine:
         """A fresh Engine on this model (serving passes limits and `prompt_bucket=True`)."""
         return Engine(self.model, self.spec, self.device, detokenize=self.tokenizer.decode, compile=self.compile,
-                      **options)
+                      model_dir=self.path, **options)
 
     # ---- generation -------------------------------------------------------------------------------
     def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], config: DecodeConfig | str | None = None,

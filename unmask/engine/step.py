@@ -72,8 +72,19 @@ def decide(logits: Tensor, predicts: Tensor, window: Tensor, state: DecodeState,
     candidates = window & state.is_masked & view.predicted & ~state.finished[:, None]
     if parts.commit.needs_view:
         view.logits, view.predicts = logits, predicts
-        return view, parts.commit.select(view.scores, candidates, state, view), broken
-    return view, parts.commit.select(view.scores, candidates, state), broken
+        commit = parts.commit.select(view.scores, candidates, state, view)
+    else:
+        commit = parts.commit.select(view.scores, candidates, state)
+    if parts.eotp is not None:                                                     # Learn2PD's EoTP
+        commit = parts.eotp.extend(commit, view.proposed, proposed_probability(logits, proposed_n, predicts, state),
+                                   view.predicted, state)
+    return view, commit, broken
+
+
+def proposed_probability(logits: Tensor, proposed_n: Tensor, predicts: Tensor, state: DecodeState) -> Tensor:
+    """(B, G) float32: the probability of each predicted position's proposed token (0 where not predicted)."""
+    p, _ = probabilities(logits, proposed_n, proposed_n)
+    return to_region(p, predicts, torch.zeros(state.tokens.shape, dtype=torch.float32, device=p.device))
 
 
 def run_forward(model: nn.Module, canvas: Canvas, state: DecodeState, window: Tensor, parts: DecodeParts

@@ -70,6 +70,9 @@ class Server:
     # ---- request → (prompt ids, config) -----------------------------------------------------------
     def config_for(self, body: P.CommonRequest) -> tuple[DecodeConfig, int]:
         opts = body.unmask or P.UnmaskOptions()
+        if "learned_filter" in opts.overrides:
+            raise ApiError(400, "learned_filter names a file on the server and cannot be set per request; the "
+                                "server uses the model's own Learn2PD filter or the one it was started with", "unmask")
         try:
             if opts.preset is not None:
                 cfg = self.llm.preset_config(opts.preset, **opts.overrides)
