@@ -17,7 +17,11 @@ from unmask.decoding import (COMMIT, REMASK, SCHEDULES, SCORES, CommitPolicy, Re
                              TokenSampler, canonical_alg)
 from unmask.decoding.fusion import FUSION, LogitsFusion, NoFusion
 from unmask.decoding.guidance import ClassifierFreeGuidance, Guidance
+from unmask.decoding.verify import VERIFY
+from unmask.engine.autoregressive import ARModel
 from unmask.engine.guided import PairedCache
+from unmask.engine.verify import VerifyStep
+from unmask.errors import ConfigError
 from unmask.models.spec import DiffusionSpec
 
 
@@ -33,6 +37,7 @@ class DecodeParts:
     stop_at_eos: bool
     guidance: Guidance | None = None
     fusion: LogitsFusion = NoFusion()
+    verify: VerifyStep | None = None   # AR-verified decoding: decides the commits instead of `commit`
 
 
 def construct(cls: type, cfg: DecodeConfig, **context: Any) -> Any:
@@ -54,18 +59,31 @@ def build_cache(cfg: DecodeConfig, context: dict[str, Any]) -> Cache:
     return PairedCache(cache) if cfg.cfg_scale > 0 else cache
 
 
-def build_parts(cfg: DecodeConfig, spec: DiffusionSpec, generators: list[torch.Generator]) -> DecodeParts:
+def build_verify(cfg: DecodeConfig, verifier: ARModel | None, sampler: TokenSampler) -> VerifyStep | None:
+    """The verify step of `cfg.verify` on the engine's verifier model (None for verify='none')."""
+    if cfg.verify == "none":
+        return None
+    if verifier is None:
+        raise ConfigError(f"verify={cfg.verify!r} needs a verifier model: LLM(model, verifier=...) or --verifier")
+    return VerifyStep(construct(VERIFY.get(cfg.verify), cfg), verifier, cfg.verify_lookahead, sampler)
+
+
+def build_parts(cfg: DecodeConfig, spec: DiffusionSpec, generators: list[torch.Generator],
+                verifier: ARModel | None = None) -> DecodeParts:
     """The parts of one group. `generators` is the group's per-row list; the engine edits it in place as
-    rows join and leave, so parts that hold it (Dream's position sampling) always see the current rows."""
+    rows join and leave, so parts that hold it (Dream's position sampling) always see the current rows.
+    `verifier`: the engine's AR model, used when cfg.verify names a rule."""
     context = {"steps_per_window": cfg.steps_per_window, "block_length": cfg.window_length,
                "generators": generators, "spec": spec, "fp64": cfg.confidence_fp64}
+    sampler = TokenSampler.from_config(cfg, spec)
     return DecodeParts(
         schedule=construct(SCHEDULES.get(cfg.schedule), cfg, **context),
         score=construct(SCORES.get(canonical_alg(cfg.alg)), cfg, **context),
-        sampler=TokenSampler.from_config(cfg, spec),
+        sampler=sampler,
         commit=construct(COMMIT.get(cfg.commit), cfg, **context),
         remask=construct(REMASK.get(cfg.remask), cfg, **context),
         cache=build_cache(cfg, context),
         generators=generators, stop_at_eos=cfg.stop_at_eos,
         guidance=ClassifierFreeGuidance(cfg.cfg_scale, spec.mask_id) if cfg.cfg_scale > 0 else None,
-        fusion=construct(FUSION.get(cfg.logits_fusion), cfg, **context))
+        fusion=construct(FUSION.get(cfg.logits_fusion), cfg, **context),
+        verify=build_verify(cfg, verifier, sampler))

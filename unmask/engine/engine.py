@@ -24,6 +24,7 @@ from torch import nn
 
 from unmask.config import DecodeConfig
 from unmask.decoding.uniform import check_uniform_config
+from unmask.engine.autoregressive import ARModel
 from unmask.engine.api import BATCHING, Completion, FinishReason, StepOutput
 from unmask.engine.canvas_group import CanvasGroup
 from unmask.engine.block_layout import check_for_model
@@ -66,7 +67,7 @@ class Engine:
 
     def __init__(self, model: nn.Module, spec: DiffusionSpec, device: torch.device | str = "cpu", *,
                  max_running: int = 256, max_waiting: int | None = None, prompt_bucket: bool = False,
-                 batching: str = "continuous", detokenize=None) -> None:
+                 batching: str = "continuous", detokenize=None, verifier: ARModel | None = None) -> None:
         if max_running < 1:
             raise ConfigError(f"max_running must be ≥ 1, got {max_running}")
         if batching not in BATCHING:
@@ -75,6 +76,7 @@ class Engine:
         self.model, self.spec, self.device = model, spec, torch.device(device)
         self.max_running, self.max_waiting, self.prompt_bucket = max_running, max_waiting, prompt_bucket
         self.detokenize = detokenize
+        self.verifier = verifier   # an autoregressive model for AR-verified decoding (DecodeConfig.verify)
         self.waiting: deque[RequestState] = deque()
         self.groups: list[Group] = []
         self.stats = EngineStats()
@@ -166,7 +168,12 @@ class Engine:
     # ---- inside a step ----------------------------------------------------------------------------
     def check_config(self, config: DecodeConfig) -> None:
         """ConfigError when `config` asks for something this model cannot do: its corruption kind (uniform
-        noise), its attention (block-causal blocks and the caches that serve them)."""
+        noise), its attention (block-causal blocks and the caches that serve them), a verify rule without a
+        verifier model."""
+        if config.verify != "none" and self.spec.corruption != "mask":
+            raise ConfigError(f"verify={config.verify!r} runs on masked-diffusion models, not uniform-noise ones")
+        if config.verify != "none" and self.verifier is None:
+            raise ConfigError(f"verify={config.verify!r} needs a verifier model: LLM(model, verifier=...) or --verifier")
         if self.spec.corruption == "uniform":   # the canvas family's own rules, its caches and blocks included
             check_uniform_config(config, self.spec.canvas_length)
             return
@@ -240,7 +247,8 @@ class Engine:
             width = min(bucket(longest), self.spec.context_len - requests[0].config.gen_length) \
                 if self.prompt_bucket else longest
             kind = CanvasGroup if self.spec.attention == "encoder_canvas" else Group
-            group = kind(requests[0].config, width, self.model, self.spec, self.device)
+            group = kind(requests[0].config, width, self.model, self.spec, self.device, **(
+                {"verifier": self.verifier} if kind is Group else {}))
             group.key = requests[0].group_key
             group.join(requests)
             self.groups.append(group)

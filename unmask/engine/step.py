@@ -44,7 +44,9 @@ def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: De
     scores_n = parts.score(logits, proposed_n, parts.generators)                   # (B, N)
     view = step_view(logits, proposed_n, scores_n, predicts, state, window, parts.remask.needs_probs, shadow)
     candidates = window & state.is_masked & view.predicted & ~state.finished[:, None]
-    if parts.commit.needs_view:
+    if parts.verify is not None:   # AR-verified decoding (engine/verify.py): the verifier decides the commits
+        commit, view.proposed = parts.verify.decide(logits, predicts, candidates, state, seen, parts.generators)
+    elif parts.commit.needs_view:
         view.logits, view.predicts = logits, predicts
         commit = parts.commit.select(view.scores, candidates, state, view)
     else:

@@ -52,11 +52,36 @@ def score(model: str | Path, task: Task, n: int, recipes: tuple[str, ...] = RECI
     return out
 
 
+def score_ar(model: str | Path, task: Task, n: int, device: str | None = None, batch: int = 250) -> dict[str, Any]:
+    """Plain greedy AR decoding of a causal checkpoint: {"ar-greedy/accuracy", ".../forwards_per_token", ...}."""
+    import torch
+
+    from unmask.engine.autoregressive import ARModel, greedy  # the engine's AR path; train never imports the runner
+    from unmask.engine.llm import pick_device
+
+    ar, tokenizer = ARModel.load(model, pick_device(device), torch.float32)
+    examples = task.examples("test", n)
+    correct, forwards, tokens, t0 = 0.0, 0, 0, time.perf_counter()
+    for i in range(0, len(examples), batch):
+        chunk = examples[i:i + batch]
+        prompts = [tokenizer.encode(task.prompt(ex), add_special_tokens=False) for ex in chunk]
+        for ex, (ids, nfe) in zip(chunk, greedy(ar, prompts, task.gen_length)):
+            text = tokenizer.decode([t for t in ids if t not in ar.spec.eos_ids])
+            correct += task.score(ex, text)
+            forwards += nfe
+            tokens += len(ids)
+    return {"n": len(examples), "ar-greedy/accuracy": correct / len(examples),
+            "ar-greedy/mean_nfe": forwards / len(examples), "ar-greedy/forwards_per_token": forwards / max(tokens, 1),
+            "ar-greedy/seconds": time.perf_counter() - t0}
+
+
 def evaluate(out_dir: str | Path, cfg: Any, n: int, presets: tuple[str, ...] = RECIPES) -> dict[str, Any]:
     """Score the checkpoint in a training run's `out_dir` on its own task's test split."""
     from unmask.train.checkpoint import make_task
 
     device = None if cfg.device == "auto" else cfg.device
+    if getattr(cfg, "objective", "mdlm") == "ar":   # a causal model decodes left to right, not by unmasking
+        return score_ar(out_dir, make_task(cfg), n, device)
     if getattr(cfg, "objective", "mdlm") == "bd3":   # one block of gen_length does not fit the model's blocks
         presets = tuple(p for p in presets if p != "one-shot")
     return score(out_dir, make_task(cfg), n, presets, cfg.eval_block_length, device)
