@@ -45,6 +45,7 @@ class EngineStats:
     aborted: int = 0
     failed: int = 0
     nfe: int = 0
+    verifier_nfe: int = 0   # forwards of the verifier model (AR-verified decoding)
     tokens: int = 0
     steps: int = 0
     step_seconds: float = 0.0
@@ -274,4 +275,5 @@ class Engine:
         else:
             self.stats.finished += 1
         self.stats.nfe += c.nfe
+        self.stats.verifier_nfe += c.verifier_nfe
         self.stats.tokens += len(c.token_ids)
