@@ -54,6 +54,7 @@ class ARModel:
         if bool((valid & (positions >= limit)).any()):
             raise ConfigError(f"the AR model reads at most {limit} positions per row (its context or cache); "
                               f"a row reached position {int(positions[valid].max())}")
+        positions = torch.where(valid, positions, 0)   # padding columns: any position the rotary tables hold
         return self.model(ids, positions, SlotKV(kv, positions, valid))
 
 

@@ -5,6 +5,7 @@ Recipes (gen_length = the task's): `llada` = one token per step (steps = gen_len
 `block_length` (arXiv 2505.22618), `one-shot` = every token in a single step (steps 1, one block).
 
     python -m unmask.train.evaluate unmask/assets/tiny-arith --task arith --n 500 --block-length 16
+    python -m unmask.train.evaluate unmask/assets/tiny-arith-ar --task arith --n 500   (causal: greedy AR decoding)
 """
 from __future__ import annotations
 
@@ -87,6 +88,13 @@ def evaluate(out_dir: str | Path, cfg: Any, n: int, presets: tuple[str, ...] = R
     return score(out_dir, make_task(cfg), n, presets, cfg.eval_block_length, device)
 
 
+def is_autoregressive(model: str | Path) -> bool:
+    from unmask.models.loader import parse_config, read_config
+    from unmask.models.resolve import resolve_model
+
+    return parse_config(read_config(resolve_model(model)))[1].autoregressive
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m unmask.train.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("model", help="checkpoint directory or bundled model name")
@@ -97,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     task = get_task(args.task)
-    result = score(args.model, task, args.n, tuple(args.recipes.split(",")), args.block_length, args.device)
+    if is_autoregressive(args.model):   # a causal model (a verifier) decodes by plain greedy AR decoding
+        result = score_ar(args.model, task, args.n, args.device)
+    else:
+        result = score(args.model, task, args.n, tuple(args.recipes.split(",")), args.block_length, args.device)
     print(json.dumps(result, indent=2))
     return 0
 
