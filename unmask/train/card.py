@@ -45,7 +45,7 @@ def accuracy_rows(ev: dict[str, Any]) -> list[str]:
 def model_kind(cfg: Any) -> tuple[str, str]:
     """(what the model is, what it was trained with) for the card's first line."""
     if getattr(cfg, "objective", "mdlm") == "ar":
-        return ("causal (autoregressive) language model in the LLaDA layout (config.json `\"is_causal\": true`",
+        return ("causal (autoregressive) language model (config.json `\"is_causal\": true`",
                 "a next-token objective (train/ar.py)")
     return "masked-diffusion model (bidirectional", "the LLaDA SFT objective (arXiv 2502.09992)"
 
