@@ -56,3 +56,18 @@ def test_presets_table(capsys):
 def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "unmask.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "generate" in out.stdout
+
+
+def test_generate_with_a_verifier_reports_both_forward_counts(llada_dir, tmp_path, capsys):
+    from tiny_models import write_tiny_model
+
+    ar = write_tiny_model(tmp_path / "ar", "llada", seed=3, is_causal=True)
+    rc = main(["generate", "--model", str(llada_dir), "--verifier", str(ar), "--preset", "specdiff", "--json",
+               "--set", "gen_length=16", "--set", "verify_lookahead=4", "Ann has 3 pens."])
+    assert rc == 0
+    record = json.loads(capsys.readouterr().out.strip())
+    assert record["verifier_nfe"] == record["nfe"] >= 1
+    rc = main(["generate", "--model", str(llada_dir), "--preset", "apd", "--set", "gen_length=16", "x"])
+    assert rc == 2 and "needs a verifier model" in capsys.readouterr().err
+    rc = main(["generate", "--model", str(ar), "x"])
+    assert rc == 2 and "not a diffusion model" in capsys.readouterr().err

@@ -24,6 +24,9 @@ def add_runner_flags(parser: argparse.ArgumentParser) -> None:
                            "per step once compiled, but each new configuration compiles first (a minute or more on "
                            "a CPU): docs/runner.md, bench/step_time.py")
     mode.add_argument("--eager", dest="compile", action="store_false", help="run the model eagerly (the default)")
+    parser.add_argument("--verifier", default=None, metavar="MODEL",
+                        help="an autoregressive model with the same tokenizer (e.g. tiny-arith-ar), loaded beside the "
+                             "model for AR-verified decoding: --preset apd | specdiff | guided-diffusion")
 
 
 # ---- decode settings from flags ---------------------------------------------------------------------
@@ -79,7 +82,7 @@ class CanvasView:
 def run_generate(args: argparse.Namespace) -> int:
     from unmask.engine.llm import LLM
 
-    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
+    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile, verifier=args.verifier)
     config = decode_config(args, llm)
     live = None if args.json or not sys.stderr.isatty() else CanvasView(llm, len(args.prompt))
     completions = llm.generate(list(args.prompt), config, chat=args.chat, on_step=live)
@@ -87,7 +90,8 @@ def run_generate(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"prompt": prompt, **c.to_dict()}))
         else:
-            print(f"{c.text}\n  [{len(c.token_ids)} tokens, {c.nfe} NFE, {c.finish_reason}, {c.seconds:.2f} s]")
+            verified = f", {c.verifier_nfe} verifier NFE" if c.verifier_nfe else ""
+            print(f"{c.text}\n  [{len(c.token_ids)} tokens, {c.nfe} NFE{verified}, {c.finish_reason}, {c.seconds:.2f} s]")
     return 0
 
 

@@ -119,6 +119,13 @@ class DecodeConfig:
     track_num: int = knob(1, "elastic (Elastic-Cache): most-attended tokens tracked per layer for the drift test")
     cfg_scale: float = knob(0.0, "classifier-free guidance scale (LLaDA): > 0 runs an unconditional copy of each row "
                             "(prompt masked) in the same forward; logits = un + (s + 1)(cond − un); cache 'none'")
+    verify: str = knob("none", "AR-verified decoding with the LLM's verifier model (LLM(model, verifier=...), "
+                       "--verifier): none | apd | specdiff | guided; replaces the commit rule: left to right, the "
+                       "dLLM drafts, the verifier accepts a prefix (decoding/verify.py)")
+    verify_lookahead: int | None = knob(None, "verify: positions drafted per step (APD's max_lookahead M, SpecDiff's "
+                                        "γ); None = the rest of the current block")
+    apd_mixture_weight: float = knob(0.7, "verify apd: R in the target R·logit_dLLM + (1 − R)·logit_AR (higher = "
+                                     "trusts the dLLM more, accepts more; APD's demo 0.7)")
     confidence_fp64: bool = knob(False, "compute scores in float64 (Fast-dLLM) instead of float32 (LLaDA)")
     stop_at_eos: bool = knob(True, "stop a row once no mask remains before its first EOS")
     seed: int | None = knob(None, "seed of each request's own torch.Generator, in [0, 2**63): every request with "

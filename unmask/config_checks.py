@@ -44,6 +44,8 @@ TYPES.update({"learned_filter": (str, type(None)), "filter_threshold": (float, i
 # uniform corruption (DiffusionGemma)
 TYPES.update({"canvas_steps": int, "t_min": (float, int), "t_max": (float, int), "stability_threshold": int,
               "confidence_threshold": (float, int)})
+# AR-verified decoding (APD, SpecDiff, FreeCache guided diffusion)
+TYPES.update({"verify": str, "verify_lookahead": (int, type(None)), "apd_mixture_weight": (float, int)})
 MAX_TEMPERATURE = 100.0  # softmax(logits / T) is already uniform to float precision long before this
 MAX_INT = 2**31 - 1  # no size or count knob is meaningful beyond this (tensors are indexed with int32 here and there)
 MAX_SEED = 2**63  # torch.Generator.manual_seed takes a signed 64-bit seed
@@ -61,10 +63,11 @@ FLOAT_RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     "alpha_on": (0.0, False, 1.0, False), "sf_span_threshold": (0.0, True, 1.0, True),
     "sf_stability_std": (0.0, False, None, False), "t_min": (0.0, True, MAX_TEMPERATURE, True),
     "t_max": (0.0, False, MAX_TEMPERATURE, True), "confidence_threshold": (0.0, False, None, False),
-    "filter_threshold": (0.0, False, 1.0, True), "eotp_threshold": (0.0, False, 1.0, True)}
+    "filter_threshold": (0.0, False, 1.0, True), "eotp_threshold": (0.0, False, 1.0, True),
+    "apd_mixture_weight": (0.0, True, 1.0, True)}
 POSITIVE_INTS = ("gen_length", "steps", "block_length", "top_k", "remask_budget", "cache_update_freq", "cache_reloading_step",
                  "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num", "dus_base", "kl_history",
-                 "sf_explore_steps", "sf_stability_window", "canvas_steps")
+                 "sf_explore_steps", "sf_stability_window", "canvas_steps", "verify_lookahead")
 NON_NEGATIVE_INTS = ("vicinity_size", "vicinity_warmup_steps", "inflate_w", "stability_threshold")
 
 
@@ -155,8 +158,26 @@ def _check_methods(cfg: "DecodeConfig") -> None:
     FUSION.get(cfg.logits_fusion)
 
     COMMIT.get(cfg.commit).check_config(cfg)
+    _check_verify(cfg)
     REMASK.get(cfg.remask).check_config(cfg)
     CACHES.get(cfg.cache).check_config(cfg)
+
+
+def _check_verify(cfg: "DecodeConfig") -> None:
+    """A verify rule decides the commits itself, left to right: no remask rule, guidance or logits fusion."""
+    from unmask.decoding.verify import VERIFY
+
+    if cfg.verify == "none":
+        return
+    if cfg.verify not in VERIFY:
+        raise ConfigError(f"unknown verify rule {short(cfg.verify)}; choose one of: none, {', '.join(VERIFY.names())}")
+    clashes = [f"{name}={short(getattr(cfg, name))}" for name, off in (("remask", "none"), ("cfg_scale", 0),
+                                                                    ("logits_fusion", "none"))
+               if getattr(cfg, name) != off]
+    if clashes:
+        raise ConfigError(f"verify={cfg.verify!r} accepts a left-to-right prefix of the draft each step; it does not "
+                          f"combine with {', '.join(clashes)}")
+    VERIFY.get(cfg.verify).check_config(cfg)
 
 
 def check_config(cfg: "DecodeConfig") -> None:

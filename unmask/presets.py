@@ -138,6 +138,24 @@ PRESETS: dict[str, Preset] = {
         "arXiv 2506.10848 (SlowFast Sampling), LiangrunFlora/Slow-Fast-Sampling generate_slow_fast_sampling",
         "sub-cycles: 6 slow steps estimate the confident span (conf ≥ 0.3, stable when 2 estimates' std < 1), "
         "then fast steps fill it (conf ≥ 0.9 if more than one, else top-1) on the input cut after the span"),
+    "apd": Preset(
+        {"gen_length": 256, "schedule": "full", "verify": "apd", "apd_mixture_weight": 0.7,
+         "verify_lookahead": 100, "temperature": 0.2, "top_p": 0.95},
+        "arXiv 2506.00413 (APD), danielmisrael/apd apd_sample",
+        "adaptive parallel decoding: left to right, the dLLM's draft (M = 100 positions, fixed Gumbel noise) is "
+        "accepted while it equals the sample of 0.7·logit_dLLM + 0.3·logit_AR under the same noise; T 0.2, top-p "
+        "0.95 (the demo); needs a verifier model"),
+    "specdiff": Preset(
+        {"gen_length": 256, "schedule": "full", "verify": "specdiff", "verify_lookahead": 16, "temperature": 0.0},
+        "arXiv 2408.05636 (SpecDiff, speculative diffusion decoding)",
+        "the dLLM drafts γ = 16 tokens in one forward, the AR verifier accepts the matching prefix and writes its own "
+        "token at the first mismatch (speculative sampling when temperature > 0); needs a verifier model"),
+    "guided-diffusion": Preset(
+        {"gen_length": 256, "block_length": 32, "verify": "guided", "temperature": 0.0, "cache": "prefix"},
+        "arXiv 2505.21467 (FreeCache + guided diffusion), ZhanqiuHu/flash-dlm-experimental",
+        "the dLLM's greedy draft of the block, verified left to right by the AR model (deterministic mode: longest "
+        "prefix where AR argmax == draft, then the AR token); the clean prefix's K/V frozen (PrefixCache, refreshed "
+        "at block starts); needs a verifier model"),
     "block-diffusion": Preset(
         {"gen_length": 48, "steps": 48, "block_length": 16, "commit": "linear", "alg": "confidence",
          "cache": "block-causal"},

@@ -107,7 +107,7 @@ def test_run_writes_a_block_causal_checkpoint(tmp_path):
 
 def test_bad_objective_settings_are_refused():
     with pytest.raises(ConfigError, match="objective"):
-        TrainConfig(objective="ar")
+        TrainConfig(objective="gpt")
     with pytest.raises(ConfigError, match="prefix_prob"):
         TrainConfig(objective="bd3", prefix_prob=0.5)
     with pytest.raises(ConfigError, match="block_size"):

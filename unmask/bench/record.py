@@ -1,7 +1,8 @@
 """BenchRecord: what one decoding config measured on one task, plus the hardware and code it ran on.
 
 Definitions (STYLE.md principle 18; the same for every config of a run):
-- `nfe`: mean model forwards per example (`Completion.nfe`).
+- `nfe`: mean model forwards per example (`Completion.nfe`); with a verifier model (AR-verified decoding) the
+  dLLM's only, and `verifier_nfe` the verifier's (`Completion.verifier_nfe`; 0 without one).
 - `tokens`: completion-only tokens, counted up to the first EOS (`len(Completion.token_ids)`).
 - `tokens_per_nfe` (TPF, tokens per forward): total tokens / total NFE, tokens up to EOS as above and every
   model forward counted (what d3LLM's `num_generated_tokens / nfe` and AUP use).
@@ -68,6 +69,7 @@ class BenchRecord:
     scores: list[float] = field(default_factory=list)
     paired: dict[str, Any] | None = None
     batch_invariance: float | None = None
+    verifier_nfe: float = 0.0  # mean forwards of the verifier model per example (AR-verified decoding)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -31,7 +31,8 @@ COLUMNS = ("config", "score [95% CI]", "Δ vs baseline [95% CI]", "McNemar p", "
 DEFINITIONS = (
     "score: mean task score, with its 95% interval (Wilson for right/wrong scores, else bootstrap). "
     "Δ vs baseline: score − the baseline's on the same examples, with a paired-bootstrap 95% interval; "
-    "McNemar p: exact two-sided test on the examples where the two disagree. NFE: model forwards per example. "
+    "McNemar p: exact two-sided test on the examples where the two disagree. NFE: model forwards per example "
+    "(the dLLM's; verifier NFE: the AR verifier's, for apd / specdiff / guided). "
     "TPF: tokens per forward (completion tokens up to EOS / forwards). tok/s: tokens / warm wall time. "
     "cold s: the config's first call (one prompt), kept out of tok/s and latency. p50/p95: per-request latency "
     "within its batch. batch-inv: fraction of checked examples whose tokens alone equal their batched tokens. "
@@ -72,12 +73,12 @@ def _versus(r: BenchRecord) -> tuple[str, str]:
     return shown, ("–" if p.get("p_value") is None else f"{p['p_value']:.3f}")
 
 
-def _row(r: BenchRecord) -> list[str]:
+def _row(r: BenchRecord, verified: bool = False) -> list[str]:
     label = f"{r.label} (baseline)" if r.baseline else r.label
     versus, p_value = _versus(r)
     invariance = "–" if r.batch_invariance is None else f"{r.batch_invariance:.2f}"
     return [label, f"{r.score:.3f} [{r.score_low:.3f}, {r.score_high:.3f}]", versus, p_value, f"{r.nfe:.1f}",
-            f"{r.tokens_per_nfe:.2f}", f"{computed_per_token(r):.0f}", f"{r.tokens_per_s:.1f}",
+            *([f"{r.verifier_nfe:.1f}"] if verified else []), f"{r.tokens_per_nfe:.2f}", f"{computed_per_token(r):.0f}", f"{r.tokens_per_s:.1f}",
             f"{r.cold_seconds:.3f}", f"{r.latency_p50_s:.3f}", f"{r.latency_p95_s:.3f}", invariance,
             f"{r.peak_mem_bytes / 2**20:.1f}", f"{r.extra.get('cache_bytes_mean', 0) / 1024:.0f}"]
 
@@ -89,8 +90,10 @@ def computed_per_token(r: BenchRecord) -> float:
 
 
 def markdown_table(records: list[BenchRecord]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_row(r)) + " |" for r in records]
+    verified = any(r.verifier_nfe for r in records)   # AR-verified configs: the verifier's forwards beside NFE
+    columns = COLUMNS[:5] + ("verifier NFE",) * verified + COLUMNS[5:]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_row(r, verified)) + " |" for r in records]
     return "\n".join(lines)
 
 

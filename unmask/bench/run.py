@@ -106,6 +106,9 @@ def make_record(llm: LLM, task: Task, examples: Sequence[Example], label: str, c
         extra["process_peak_rss_bytes"] = max_rss_bytes()
     if timed.invariance is not None:
         extra["invariance_n"] = timed.invariance_n
+    verifier_nfe = sum(c.verifier_nfe for c in done)
+    if verifier_nfe:   # AR-verified decoding: the verifier's forwards per generated token (plain AR decoding: 1)
+        extra["verifier_forwards_per_token"] = verifier_nfe / max(tokens, 1)
     scores = [float(s) for s in task.score_all(examples, [c.text for c in done])]
     low, high = score_interval(scores)
     return BenchRecord(
@@ -115,7 +118,8 @@ def make_record(llm: LLM, task: Task, examples: Sequence[Example], label: str, c
         peak_mem_bytes=timed.peak_mem_bytes, seconds=timed.seconds, seconds_per_example=timed.seconds / n,
         device=device_name(llm.device), torch_version=torch.__version__, git_sha=git_sha(),
         baseline=label == BASELINE, extra=extra, family=family_of(label), cold_seconds=timed.cold_seconds,
-        score_low=low, score_high=high, scores=scores, batch_invariance=timed.invariance)
+        score_low=low, score_high=high, scores=scores, batch_invariance=timed.invariance,
+        verifier_nfe=sum(c.verifier_nfe for c in done) / n)
 
 
 def compare_with_baseline(records: list[BenchRecord]) -> None:

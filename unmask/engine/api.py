@@ -31,6 +31,8 @@ class Completion:
     prompt_tokens: int = 0
     error: str | None = None
     tokens_per_forward: float | None = None  # uniform-corruption models: counted as transformers counts it
+    verifier_nfe: int = 0  # forwards of the verifier model (AR-verified decoding: apd, specdiff, guided); nfe
+    # counts the dLLM's alone
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -24,6 +24,7 @@ from torch import nn
 
 from unmask.config import DecodeConfig
 from unmask.decoding.uniform import check_uniform_config
+from unmask.engine.autoregressive import ARModel
 from unmask.engine.api import BATCHING, Completion, FinishReason, StepOutput
 from unmask.engine.canvas_group import CanvasGroup
 from unmask.engine.block_layout import check_for_model
@@ -46,6 +47,7 @@ class EngineStats:
     aborted: int = 0
     failed: int = 0
     nfe: int = 0
+    verifier_nfe: int = 0   # forwards of the verifier model (AR-verified decoding)
     tokens: int = 0
     steps: int = 0
     step_seconds: float = 0.0
@@ -70,7 +72,8 @@ class Engine:
     def __init__(self, model: nn.Module, spec: DiffusionSpec, device: torch.device | str = "cpu", *,
                  max_running: int = 256, max_waiting: int | None = None, prompt_bucket: bool = False,
                  batching: str = "continuous", detokenize=None, compile: bool = False,
-                 context_len: int | None = None, backend: str = "inductor", model_dir=None) -> None:
+                 context_len: int | None = None, backend: str = "inductor", model_dir=None,
+                 verifier: ARModel | None = None) -> None:
         if max_running < 1:
             raise ConfigError(f"max_running must be ≥ 1, got {max_running}")
         if batching not in BATCHING:
@@ -82,6 +85,7 @@ class Engine:
         self.runner = Runner(model, spec, device, max_running=max_running, context_len=context_len, compile=compile,
                              backend=backend)
         self.filters = FilterLibrary(model_dir)   # Learn2PD filters for commit 'learned', found beside the model
+        self.verifier = verifier   # an autoregressive model for AR-verified decoding (DecodeConfig.verify)
         self.waiting: deque[RequestState] = deque()
         self.groups: list[Group] = []
         self.stats = EngineStats()
@@ -174,7 +178,12 @@ class Engine:
     # ---- inside a step ----------------------------------------------------------------------------
     def check_config(self, config: DecodeConfig) -> None:
         """ConfigError when `config` asks for something this model cannot do: its corruption kind (uniform
-        noise), its attention (block-causal blocks and the caches that serve them)."""
+        noise), its attention (block-causal blocks and the caches that serve them), a verify rule without a
+        verifier model."""
+        if config.verify != "none" and self.spec.corruption != "mask":
+            raise ConfigError(f"verify={config.verify!r} runs on masked-diffusion models, not uniform-noise ones")
+        if config.verify != "none" and self.verifier is None:
+            raise ConfigError(f"verify={config.verify!r} needs a verifier model: LLM(model, verifier=...) or --verifier")
         if self.spec.corruption == "uniform":   # the canvas family's own rules, its caches and blocks included
             check_uniform_config(config, self.spec.canvas_length)
             return
@@ -249,7 +258,8 @@ class Engine:
             width = min(bucket(longest), self.spec.context_len - requests[0].config.gen_length) \
                 if self.prompt_bucket else longest
             kind = CanvasGroup if self.spec.attention == "encoder_canvas" else Group
-            extra = {} if kind is CanvasGroup else {"learned_filter": self.filters.get(requests[0].config)}
+            extra = {} if kind is CanvasGroup else {"learned_filter": self.filters.get(requests[0].config),
+                                                    "verifier": self.verifier}
             group = kind(requests[0].config, width, self.model, self.spec, self.device, **extra)
             group.key, group.runner = requests[0].group_key, self.runner
             group.join(requests)
@@ -276,4 +286,5 @@ class Engine:
         else:
             self.stats.finished += 1
         self.stats.nfe += c.nfe
+        self.stats.verifier_nfe += c.verifier_nfe
         self.stats.tokens += len(c.token_ids)

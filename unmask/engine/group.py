@@ -17,24 +17,26 @@ from unmask.config import DecodeConfig
 from unmask.decoding import DecodeState
 from unmask.engine.api import Completion, FinishReason, StepOutput
 from unmask.engine.block_layout import block_offsets
+from unmask.engine.autoregressive import ARModel
 from unmask.engine.build import build_parts
 from unmask.engine.request import RequestState
 from unmask.engine.step import denoise_step
+from unmask.engine.verify import verifier_forwards
 from unmask.models.cache_view import positions_from_mask
 from unmask.models.spec import DiffusionSpec
 
 
 class Group:
     def __init__(self, config: DecodeConfig, prompt_width: int, model: nn.Module, spec: DiffusionSpec,
-                 device: torch.device, learned_filter: object | None = None) -> None:
+                 device: torch.device, learned_filter: object | None = None, verifier: ARModel | None = None) -> None:
         self.config, self.prompt_width, self.model, self.spec, self.device = config, prompt_width, model, spec, device
-        self.learned_filter = learned_filter
+        self.learned_filter, self.verifier = learned_filter, verifier
         self.key = None
         self.runner = None   # the engine's Runner (engine/runner.py): how the step runs; None = eager
         self.arriving: list[RequestState] = []   # admitted; they join at the start of the next step
         self.rows: list[RequestState] = []
         self.generators: list[torch.Generator] = []
-        self.parts = build_parts(config, spec, self.generators, learned_filter)
+        self.parts = build_parts(config, spec, self.generators, learned_filter, verifier)
         self.canvas: Canvas | None = None
         self.state: DecodeState | None = None
         self.max_steps = 4 * config.gen_length + 8   # each step commits ≥ 1 per row; this only guards remasking
@@ -84,7 +86,8 @@ class Group:
 
     def sibling(self) -> "Group":
         """An empty group with this one's config and width (its rows can merge into this one)."""
-        part = Group(self.config, self.prompt_width, self.model, self.spec, self.device, self.learned_filter)
+        part = Group(self.config, self.prompt_width, self.model, self.spec, self.device, self.learned_filter,
+                     self.verifier)
         part.key, part.runner = self.key, self.runner
         return part
 
@@ -153,18 +156,19 @@ class Group:
         self.last_step_cost = (plan.step_cost if plan.step_cost is not None else q * n_layers) * plan.row_passes
         request = cache.host_request(state)
         packed = [state.finished.long(), self.parts.remask.final_length(state), state.first_eos(), broken.long(),
-                  cost.long(), state.tokens.flatten()]
+                  cost.long(), verifier_forwards(state), state.tokens.flatten()]
         host = torch.cat(packed + ([request.long()] if request is not None else [])).cpu().tolist()  # the one sync
-        finished, final, eos, bad, cost_h = (host[i * B:(i + 1) * B] for i in range(5))
-        tokens = [host[5 * B + r * G: 5 * B + (r + 1) * G] for r in range(B)]
+        finished, final, eos, bad, cost_h, verifier_nfe = (host[i * B:(i + 1) * B] for i in range(6))
+        tokens = [host[6 * B + r * G: 6 * B + (r + 1) * G] for r in range(B)]
         if request is not None:
-            cache.host_reply(host[5 * B + B * G:])
+            cache.host_reply(host[6 * B + B * G:])
         share = cache.nbytes() // B
         outputs, keep = [], []
         for r, req in enumerate(self.rows):
             req.computed += cost_h[r]
             req.model_rows += plan.row_passes
             req.cache_bytes = max(req.cache_bytes, share)
+            req.verifier_nfe = verifier_nfe[r]
             out = self.row_output(req, tokens[r], min(final[r], eos[r]), state.row_steps[r])
             if bad[r]:
                 self.finish(req, out, tokens[r], eos[r], state.row_steps[r],
@@ -199,4 +203,4 @@ class Group:
         out.completion = Completion("", answer, nfe, reason.value, time.perf_counter() - req.arrived,
                                     computed=req.computed, model_rows=req.model_rows,
                                     cache_bytes=req.cache_bytes, seed=req.seed, prompt_tokens=req.prompt_length,
-                                    error=error)
+                                    error=error, verifier_nfe=req.verifier_nfe)

@@ -11,6 +11,7 @@ from torch import nn
 
 from unmask.config import DecodeConfig
 from unmask.engine.api import Completion, StepOutput
+from unmask.engine.autoregressive import ARModel
 from unmask.engine.engine import Engine
 from unmask.engine.runner import check_compiler
 from unmask.errors import CheckpointError, ConfigError, GenerationError, RequestError
@@ -75,10 +76,14 @@ class LLM:
     """A diffusion language model ready to generate: `LLM("tiny-arith").generate(["2+2="])`."""
 
     def __init__(self, model: str | Path, device: str | torch.device | None = None,
-                 dtype: str | torch.dtype | None = None, compile: bool = False) -> None:
+                 dtype: str | torch.dtype | None = None, compile: bool = False,
+                 verifier: str | Path | None = None) -> None:
         self.path = resolve_model(model)
         self.device = pick_device(device)
         self.model, spec = load_model(self.path, self.device, pick_dtype(dtype, self.device))
+        if spec.autoregressive:
+            raise ConfigError(f"{model} is an autoregressive (causal) model, not a diffusion model: pass it as "
+                              f"the verifier (LLM(dllm, verifier={str(model)!r}), --verifier {model})")
         if compile and spec.attention == "encoder_canvas":
             raise ConfigError("--compile compiles the step of LLaDA, Dream and the block-diffusion families; "
                               "an encoder–canvas model (DiffusionGemma) runs eagerly: drop --compile")
@@ -92,8 +97,18 @@ class LLM:
         self.spec = replace(spec, eos_ids=tuple(sorted(set(spec.eos_ids) | set(stops) | set(eos))))
         self.decode_defaults = {**checked_defaults(generation, "generation_config.json"),
                                 **read_decode_defaults(self.path)}
+        self.verifier = self.load_verifier(verifier, pick_dtype(dtype, self.device)) if verifier is not None else None
         self.engine = self.make_engine()   # for input checks; generate() runs its own
         self.max_token_chars = max((len(t) for t in self.tokenizer.backend.get_vocab()), default=64) or 64
+
+    def load_verifier(self, name: str | Path, dtype: torch.dtype) -> ARModel:
+        """The AR model of AR-verified decoding; it must read and write the same token ids as the dLLM."""
+        verifier, tokenizer = ARModel.load(name, self.device, dtype)
+        if tokenizer.backend.get_vocab() != self.tokenizer.backend.get_vocab() or (
+                verifier.vocab_size != self.model.cfg.vocab_size):
+            raise ConfigError(f"verifier {name}: its tokenizer or vocabulary ({verifier.vocab_size} ids) differs from "
+                              f"the model's ({self.model.cfg.vocab_size} ids); the verifier must share the tokenizer")
+        return verifier
 
     def default_config(self, **overrides: object) -> DecodeConfig:
         """The model's own preset, with the checkpoint's `unmask_decode.json` settings and then `overrides`."""
@@ -142,7 +157,7 @@ class LLM:
     def make_engine(self, **options: object) -> Engine:
         """A fresh Engine on this model (serving passes limits and `prompt_bucket=True`)."""
         return Engine(self.model, self.spec, self.device, detokenize=self.tokenizer.decode, compile=self.compile,
-                      model_dir=self.path, **options)
+                      model_dir=self.path, verifier=self.verifier, **options)
 
     # ---- generation -------------------------------------------------------------------------------
     def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], config: DecodeConfig | str | None = None,

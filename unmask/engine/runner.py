@@ -171,8 +171,9 @@ class Runner:
         if not self.compile:
             return self.model, None
         key = configuration(parts)
-        if parts.guidance is not None or parts.remask.shadow:
-            self.fallbacks.setdefault(key, "guidance or a shadow block: the step builds its own forward rows")
+        if parts.guidance is not None or parts.remask.shadow or parts.verify is not None:
+            self.fallbacks.setdefault(key, "guidance, a shadow block or an AR verifier: the step runs its own "
+                                           "forwards (the verifier's on the host)")
             return self._forward, None
         if key in self.fallbacks:
             return self.model, self.forward_only
@@ -191,7 +192,7 @@ class Runner:
 
     def forward_only(self, model, canvas, state, plan, window, parts):
         self.check_rows(state.batch)
-        return decide(forward(self._forward, canvas, state, plan), plan.predicts, window, state, parts)
+        return decide(forward(self._forward, canvas, state, plan), plan.predicts, window, state, parts, canvas=canvas)
 
 
 def configuration(parts) -> tuple:
@@ -199,4 +200,5 @@ def configuration(parts) -> tuple:
     random = parts.sampler.temperature > 0
     return (type(parts.cache).__name__, type(parts.commit).__name__, type(parts.score).__name__,
             type(parts.fusion).__name__, type(parts.remask).__name__, "sampled" if random else "argmax",
-            "guided" if parts.guidance is not None else "unguided")
+            "guided" if parts.guidance is not None else "unguided", "eotp" if parts.eotp is not None else "",
+            type(parts.verify.rule).__name__ if parts.verify is not None else "")

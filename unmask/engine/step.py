@@ -36,18 +36,18 @@ def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: De
     """Advance every row of `state` by one step. Returns the plan and (B,) bool: rows whose logits were not finite.
 
     core: the forward and the decision of a plain step (`forward_and_decide`, or the runner's compiled version
-    of it); steps with guidance or a shadow block run their own forwards eagerly."""
+    of it); steps with guidance, a shadow block or an AR verifier run their own forwards eagerly."""
     unsettled = parts.remask.unsettled(state)                                      # (B, G) bool
     window_index, window = parts.schedule.current(state, unsettled)                # (B,), (B, G) bool
     state.open_windows(window_index, window)
     visible = parts.commit.prepare(state, window)                                  # e.g. SlowFast's span
     seen = canvas if visible is None else canvas.hiding(visible)
-    if parts.guidance is None and not parts.remask.shadow:
+    if parts.guidance is None and not parts.remask.shadow and parts.verify is None:
         plan = parts.cache.plan(seen, state, window)
         view, commit, broken = (core or forward_and_decide)(model, seen, state, plan, window, parts)  # one NFE
     else:
         plan, logits, shadow = run_forward(model, seen, state, window, parts)      # (B, N, V): one NFE
-        view, commit, broken = decide(logits, plan.predicts[:state.batch], window, state, parts, shadow)
+        view, commit, broken = decide(logits, plan.predicts[:state.batch], window, state, parts, shadow, seen)
     changes = parts.remask.select(view, commit, state)
     state.apply(commit, view.proposed, changes.reopen, changes.edit)
     update_cache(parts, plan, seen, state, view.scores)
@@ -58,19 +58,23 @@ def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: De
 def forward_and_decide(model: nn.Module, canvas: Canvas, state: DecodeState, plan: Plan, window: Tensor,
                        parts: DecodeParts) -> tuple[StepView, Tensor, Tensor]:
     """The plan's forward and the step's decision; device work only, no host sync (the runner compiles it)."""
-    return decide(forward(model, canvas, state, plan), plan.predicts, window, state, parts)
+    return decide(forward(model, canvas, state, plan), plan.predicts, window, state, parts, canvas=canvas)
 
 
 def decide(logits: Tensor, predicts: Tensor, window: Tensor, state: DecodeState, parts: DecodeParts,
-           shadow: tuple[Tensor, Tensor] | None = None) -> tuple[StepView, Tensor, Tensor]:
-    """Logits (B, N, V) at `predicts` → the step's view, its commits (B, G) bool and (B,) bool: non-finite rows."""
+           shadow: tuple[Tensor, Tensor] | None = None, canvas: Canvas | None = None
+           ) -> tuple[StepView, Tensor, Tensor]:
+    """Logits (B, N, V) at `predicts` → the step's view, its commits (B, G) bool and (B,) bool: non-finite rows.
+    `canvas` (what the forward saw) is read only by an AR verifier."""
     logits = parts.fusion(logits, predicts, window, state)                         # e.g. dInfer's credit
     broken = ~torch.isfinite(logits).flatten(1).all(-1)                            # (B,)
     proposed_n = parts.sampler(logits, parts.generators)                           # (B, N)
     scores_n = parts.score(logits, proposed_n, parts.generators)                   # (B, N)
     view = step_view(logits, proposed_n, scores_n, predicts, state, window, parts.remask.needs_probs, shadow)
     candidates = window & state.is_masked & view.predicted & ~state.finished[:, None]
-    if parts.commit.needs_view:
+    if parts.verify is not None:   # AR-verified decoding (engine/verify.py): the verifier decides the commits
+        commit, view.proposed = parts.verify.decide(logits, predicts, candidates, state, canvas, parts.generators)
+    elif parts.commit.needs_view:
         view.logits, view.predicts = logits, predicts
         commit = parts.commit.select(view.scores, candidates, state, view)
     else:

@@ -51,10 +51,13 @@ def from_config(cfg: dict[str, Any]) -> tuple[ArchConfig, DiffusionSpec]:
     eos = token_ids_key(cfg, "eos_token_id", 126081)
     # block_size: unmask's key for a LLaDA-layout model trained block-causally (BD3-LM, `unmask train --objective bd3`)
     attention = f"block_causal:{int_key(cfg, 'block_size')}" if cfg.get("block_size") is not None else "full"
-    spec = DiffusionSpec(mask_id=token_id_key(cfg, "mask_token_id", 126336), eos_ids=eos, logit_shift=0,
-                         attention=attention, context_len=context,
+    causal = bool_key(cfg, "is_causal", False)  # unmask's key for a next-token model (`unmask train --objective ar`)
+    if causal and cfg.get("block_size") is not None:
+        raise ValueError("is_causal and block_size exclude each other: a causal model has no diffusion blocks")
+    spec = DiffusionSpec(mask_id=token_id_key(cfg, "mask_token_id", 126336), eos_ids=eos, logit_shift=1 if causal else 0,
+                         attention="block_causal:1" if causal else attention, context_len=context,
                          default_preset="llada" if attention == "full" else "block-diffusion",
-                         pad_id=token_id_key(cfg, "pad_token_id", eos[0]))
+                         pad_id=token_id_key(cfg, "pad_token_id", eos[0]), autoregressive=causal)
     return arch, spec
 
 

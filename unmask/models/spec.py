@@ -18,6 +18,8 @@ class DiffusionSpec:
     corruption: "mask" (absorbing [MASK]: LLaDA, Dream) or "uniform" (the canvas starts as random tokens and
       the rejected ones are renoised each step: DiffusionGemma, which has no mask id: mask_id is -1).
     canvas_length: "uniform" models decode fixed canvases of this many tokens, one after another.
+    autoregressive: a causal next-token model (attention "block_causal:1", logit_shift 1), not a dLLM: the engine
+      uses it only as a verifier (`LLM(model, verifier=...)`) or for plain AR decoding, never as the denoiser.
     """
 
     mask_id: int
@@ -29,11 +31,14 @@ class DiffusionSpec:
     pad_id: int | None = None
     corruption: str = "mask"
     canvas_length: int | None = None
+    autoregressive: bool = False
 
     def __post_init__(self) -> None:
         if self.corruption not in ("mask", "uniform"):
             raise ValueError(f"corruption must be 'mask' or 'uniform', got {self.corruption!r}")
         if self.logit_shift not in (0, 1):
             raise ValueError(f"logit_shift must be 0 or 1, got {self.logit_shift}")
+        if self.autoregressive and (self.attention != "block_causal:1" or self.logit_shift != 1):
+            raise ValueError("an autoregressive model attends causally (block_causal:1) with logit_shift 1")
         if self.mask_id in self.eos_ids:
             raise ValueError(f"mask id {self.mask_id} cannot also be an EOS id")

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from unmask.engine.llm import LLM
     from unmask.serve.app import ServeConfig, create_app
 
-    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
+    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile, verifier=args.verifier)
     base = decode_config(args, llm)
     settings = ServeConfig(model_name=args.served_model_name or args.model, api_key=args.api_key,
                            max_running=args.max_running, max_waiting=args.max_waiting, batching=args.batching,

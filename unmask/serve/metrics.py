@@ -26,6 +26,8 @@ class EngineCollector:
         yield finished
         yield CounterMetricFamily("unmask_nfe", "model forwards spent on finished requests (per request row)",
                                   value=s.nfe)
+        yield CounterMetricFamily("unmask_verifier_nfe", "verifier-model forwards spent on finished requests "
+                                  "(AR-verified decoding: apd, specdiff, guided)", value=s.verifier_nfe)
         yield CounterMetricFamily("unmask_generated_tokens", "completion tokens of finished requests", value=s.tokens)
         yield CounterMetricFamily("unmask_engine_steps", "engine steps run", value=s.steps)
         yield CounterMetricFamily("unmask_engine_step_seconds", "seconds spent in engine steps", value=s.step_seconds)

@@ -35,10 +35,29 @@ def accuracy_rows(ev: dict[str, Any]) -> list[str]:
     describe = {"llada": f"llada preset, steps=gen_length, block_length={ev.get('block_length')}",
                 "fast-dllm": f"fast-dllm preset, threshold 0.9, block_length={ev.get('block_length')}",
                 "one-shot": "llada preset, steps=1, block_length=gen_length (all tokens at once)"}
-    for name in RECIPES:
+    describe["ar-greedy"] = "plain greedy autoregressive decoding, KV cache (engine/autoregressive.py)"
+    for name in RECIPES + ("ar-greedy",):
         if f"{name}/accuracy" in ev:
             rows.append(f"| {name} | {describe[name]} | {ev[f'{name}/accuracy']:.3f} | {ev[f'{name}/mean_nfe']:.1f} |")
     return rows
+
+
+def model_kind(cfg: Any) -> tuple[str, str]:
+    """(what the model is, what it was trained with) for the card's first line."""
+    if getattr(cfg, "objective", "mdlm") == "ar":
+        return ("causal (autoregressive) language model (config.json `\"is_causal\": true`",
+                "a next-token objective (train/ar.py)")
+    return "masked-diffusion model (bidirectional", "the LLaDA SFT objective (arXiv 2502.09992)"
+
+
+def objective_line(cfg: Any) -> str:
+    if getattr(cfg, "objective", "mdlm") == "ar":
+        return ("- objective: next-token cross-entropy on every answer token and the first EOS (the prompt is context "
+                "only, EOS padding after the first EOS unsupervised), mean over the batch's targets; causal attention")
+    return (f"- objective: t ~ stratified U(0,1), p = (1-{cfg.mask_eps})t + {cfg.mask_eps}, answer + EOS padding masked "
+            f"with probability p, CE/p summed per row ÷ answer length, mean over the batch"
+            + (f"; answer-prefix conditioning on {cfg.prefix_prob:.0%} of rows (a clean answer prefix "
+               "of random length joins the prompt)" if cfg.prefix_prob else ""))
 
 
 NOTES = "card_notes.md"  # optional hand-written notes in the run directory, appended to the card
@@ -70,11 +89,12 @@ def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
     ev = stats.get("eval", {})
     size = (out / "model.safetensors").stat().st_size
     task_knobs = f", max_steps={cfg.task_max_steps}" if cfg.task_max_steps is not None else ""
+    kind, objective = model_kind(cfg)
     lines = [
         f"# {out.name}", "",
-        f"A LLaDA-architecture masked-diffusion model (bidirectional, {cfg.n_layers} layers, d_model {cfg.d_model}, "
+        f"A LLaDA-architecture {kind}, {cfg.n_layers} layers, d_model {cfg.d_model}, "
         f"{cfg.n_heads} heads, SwiGLU {cfg.ffn_hidden}; {n_params(out):,} parameters, {size / 2**20:.1f} MiB fp32 "
-        f"safetensors) trained {'further' if cfg.init_from else 'from scratch'} by `unmask train` with the LLaDA SFT objective (arXiv 2502.09992) on "
+        f"safetensors) trained {'further' if cfg.init_from else 'from scratch'} by `unmask train` with {objective} on "
         f"the built-in `{cfg.task}` task, character tokenizer (pad 0, eos 1, mask 2).", "",
         "## Reproduce", "", "Every invocation on the run directory, in order (a `--resume` continues the same "
         "data order and masks; a changed `--steps` re-times the cosine schedule from that step on):", "",
@@ -87,10 +107,7 @@ def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
         f"(≈{cfg.steps * cfg.batch_size / cfg.train_size:.1f} epochs); AdamW β=(0.9, 0.95), lr {cfg.lr} with "
         f"{cfg.warmup} warm-up steps then cosine to {cfg.lr * cfg.min_lr_ratio:g}, weight decay {cfg.weight_decay}, "
         f"grad clip {cfg.grad_clip}",
-        f"- objective: t ~ stratified U(0,1), p = (1-{cfg.mask_eps})t + {cfg.mask_eps}, answer + EOS padding masked "
-        f"with probability p, CE/p summed per row ÷ answer length, mean over the batch"
-        + (f"; answer-prefix conditioning on {cfg.prefix_prob:.0%} of rows (a clean answer prefix "
-           "of random length joins the prompt)" if cfg.prefix_prob else ""),
+        objective_line(cfg),
         f"- final loss (mean of the last 50 steps): {stats.get('loss', float('nan')):.4f}",
         f"- throughput: {stats.get('tokens_per_s', 0):.0f} tokens/s (prompt + answer tokens); "
         f"wall time {stats.get('wall_s', 0) / 60:.1f} min",
@@ -98,7 +115,8 @@ def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
         f"## Test accuracy ({ev.get('n', 0)} unseen test problems, gen_length 48)", "",
         *accuracy_rows(ev), "",
         "Measured with `python -m unmask.train.evaluate <dir> --task "
-        f"{cfg.task} --n {ev.get('n', 0)} --block-length {cfg.eval_block_length}`.", "",
+        f"{cfg.task} --n {ev.get('n', 0)}"
+        + ("`." if getattr(cfg, "objective", "mdlm") == "ar" else f" --block-length {cfg.eval_block_length}`."), "",
     ]
     if (out / NOTES).is_file():
         lines += ["## Notes", "", (out / NOTES).read_text().strip(), ""]

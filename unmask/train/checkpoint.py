@@ -42,7 +42,8 @@ def llada_config(cfg: Any) -> dict[str, Any]:
             "rope_theta": 10000.0, "rms_norm_eps": 1e-5, "weight_tying": False, "mask_token_id": MASK_ID,
             "eos_token_id": EOS_ID, "pad_token_id": PAD_ID, "max_sequence_length": cfg.max_seq_len,
             "block_type": "llama", "activation_type": "silu", "layer_norm_type": "rms",
-            **({"block_size": cfg.block_size} if getattr(cfg, "objective", "mdlm") == "bd3" else {})}
+            **({"block_size": cfg.block_size} if getattr(cfg, "objective", "mdlm") == "bd3" else {}),
+            **({"is_causal": True} if getattr(cfg, "objective", "mdlm") == "ar" else {})}
 
 
 def make_task(cfg: Any, test_size: int = 500) -> Task:

@@ -5,6 +5,7 @@ Recipes (gen_length = the task's): `llada` = one token per step (steps = gen_len
 `block_length` (arXiv 2505.22618), `one-shot` = every token in a single step (steps 1, one block).
 
     python -m unmask.train.evaluate unmask/assets/tiny-arith --task arith --n 500 --block-length 16
+    python -m unmask.train.evaluate unmask/assets/tiny-arith-ar --task arith --n 500   (causal: greedy AR decoding)
 """
 from __future__ import annotations
 
@@ -52,14 +53,46 @@ def score(model: str | Path, task: Task, n: int, recipes: tuple[str, ...] = RECI
     return out
 
 
+def score_ar(model: str | Path, task: Task, n: int, device: str | None = None, batch: int = 250) -> dict[str, Any]:
+    """Plain greedy AR decoding of a causal checkpoint: {"ar-greedy/accuracy", ".../forwards_per_token", ...}."""
+    import torch
+
+    from unmask.engine.autoregressive import ARModel, greedy  # the engine's AR path; train never imports the runner
+    from unmask.engine.llm import pick_device
+
+    ar, tokenizer = ARModel.load(model, pick_device(device), torch.float32)
+    examples = task.examples("test", n)
+    correct, forwards, tokens, t0 = 0.0, 0, 0, time.perf_counter()
+    for i in range(0, len(examples), batch):
+        chunk = examples[i:i + batch]
+        prompts = [tokenizer.encode(task.prompt(ex), add_special_tokens=False) for ex in chunk]
+        for ex, (ids, nfe) in zip(chunk, greedy(ar, prompts, task.gen_length)):
+            text = tokenizer.decode([t for t in ids if t not in ar.spec.eos_ids])
+            correct += task.score(ex, text)
+            forwards += nfe
+            tokens += len(ids)
+    return {"n": len(examples), "ar-greedy/accuracy": correct / len(examples),
+            "ar-greedy/mean_nfe": forwards / len(examples), "ar-greedy/forwards_per_token": forwards / max(tokens, 1),
+            "ar-greedy/seconds": time.perf_counter() - t0}
+
+
 def evaluate(out_dir: str | Path, cfg: Any, n: int, presets: tuple[str, ...] = RECIPES) -> dict[str, Any]:
     """Score the checkpoint in a training run's `out_dir` on its own task's test split."""
     from unmask.train.checkpoint import make_task
 
     device = None if cfg.device == "auto" else cfg.device
+    if getattr(cfg, "objective", "mdlm") == "ar":   # a causal model decodes left to right, not by unmasking
+        return score_ar(out_dir, make_task(cfg), n, device)
     if getattr(cfg, "objective", "mdlm") == "bd3":   # one block of gen_length does not fit the model's blocks
         presets = tuple(p for p in presets if p != "one-shot")
     return score(out_dir, make_task(cfg), n, presets, cfg.eval_block_length, device)
+
+
+def is_autoregressive(model: str | Path) -> bool:
+    from unmask.models.loader import parse_config, read_config
+    from unmask.models.resolve import resolve_model
+
+    return parse_config(read_config(resolve_model(model)))[1].autoregressive
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     task = get_task(args.task)
-    result = score(args.model, task, args.n, tuple(args.recipes.split(",")), args.block_length, args.device)
+    if is_autoregressive(args.model):   # a causal model (a verifier) decodes by plain greedy AR decoding
+        result = score_ar(args.model, task, args.n, args.device)
+    else:
+        result = score(args.model, task, args.n, tuple(args.recipes.split(",")), args.block_length, args.device)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -77,7 +77,8 @@ class TrainConfig:
     log_every: int = knob(10, "progress-bar / log refresh interval in steps")
     resume: bool = knob(False, "continue from the train state in `out` when there is one")
     objective: str = knob("mdlm", "mdlm (LLaDA SFT, bidirectional) | bd3 (BD3-LM block diffusion: block-causal "
-                                  "model with blocks of --block-size, see train/bd3.py)")
+                                  "model with blocks of --block-size, see train/bd3.py) | ar (causal next-token "
+                                  "model, a verifier for APD / SpecDiff / guided diffusion, see train/ar.py)")
     block_size: int = knob(16, "bd3: the model's attention block (written to config.json as block_size)")
     init_from: str | None = knob(None, "start from this checkpoint directory's weights (same architecture; "
                                        "fresh optimizer and schedule; ignored when --resume finds a state)")
@@ -103,10 +104,12 @@ class TrainConfig:
             raise ConfigError(f"d_model {self.d_model} must split into n_heads {self.n_heads} heads of even size")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.objective not in ("mdlm", "bd3"):
-            raise ConfigError(f"objective must be mdlm or bd3, got {self.objective!r}")
+        if self.objective not in ("mdlm", "bd3", "ar"):
+            raise ConfigError(f"objective must be mdlm, bd3 or ar, got {self.objective!r}")
         if self.objective == "bd3" and self.prefix_prob:
             raise ConfigError("prefix_prob is an mdlm option: bd3 already trains every block on its clean earlier blocks")
+        if self.objective == "ar" and self.prefix_prob:
+            raise ConfigError("prefix_prob is an mdlm option: ar already trains every token on its clean prefix")
         if self.dtype not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"dtype must be auto, fp32 or bf16, got {self.dtype!r}")
 
@@ -173,6 +176,10 @@ def objective_loss(cfg: TrainConfig, model: DecoderLM, batch: Batch, generator: 
         from unmask.train.bd3 import bd3_loss
 
         return bd3_loss(model, batch, cfg.block_size, generator, eps=cfg.mask_eps)
+    if cfg.objective == "ar":
+        from unmask.train.ar import ar_loss
+
+        return ar_loss(model, batch)
     return masked_diffusion_loss(model, batch, generator, eps=cfg.mask_eps, prefix_prob=cfg.prefix_prob)
 
 
