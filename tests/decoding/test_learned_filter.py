@@ -102,6 +102,11 @@ def test_filter_files_round_trip_and_bad_files_are_named(tmp_path):
     (tmp_path / FILTER_CONFIG).write_text('{"features": ["p1"], "hidden": 32}')
     with pytest.raises(CheckpointError, match="features"):
         load_filter(tmp_path)
+    (tmp_path / FILTER_CONFIG).write_text('[1, 2]')
+    with pytest.raises(CheckpointError, match="JSON object"):
+        load_filter(tmp_path)
+    (tmp_path / FILTER_CONFIG).write_text('{"validation": {"recommended_threshold": 0.7}}')
+    assert load_filter(tmp_path).recommended_threshold == 0.7 and LearnedCommit(load_filter(tmp_path)).threshold == 0.7
     (tmp_path / FILTER_CONFIG).write_text('{"hidden": 8}')
     with pytest.raises(CheckpointError, match="does not match"):
         load_filter(tmp_path)

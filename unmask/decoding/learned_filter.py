@@ -144,6 +144,8 @@ def load_filter(path: str | Path) -> FilterHead:
         weights = load_file(str(weights_path))
     except (json.JSONDecodeError, UnicodeDecodeError, SafetensorError, OSError) as e:
         raise CheckpointError(f"the Learn2PD filter at {weights_path} cannot be read: {e}") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path} must be a JSON object, got {type(config).__name__}")
     if config.get("features", list(FEATURES)) != list(FEATURES):
         raise CheckpointError(f"{config_path} was trained on features {config.get('features')}; this unmask "
                               f"computes {list(FEATURES)}: retrain it with `unmask train-filter`")
@@ -157,8 +159,10 @@ def load_filter(path: str | Path) -> FilterHead:
         raise CheckpointError(f"the Learn2PD filter at {weights_path} does not match its config: expected tensors "
                               f"{expected}, found {found}")
     head.load_state_dict(weights)
-    recommended = config.get("validation", {}).get("recommended_threshold")
-    head.recommended_threshold = float(recommended) if isinstance(recommended, (int, float)) else None
+    validation = config.get("validation")
+    recommended = validation.get("recommended_threshold") if isinstance(validation, dict) else None
+    usable = isinstance(recommended, (int, float)) and not isinstance(recommended, bool) and 0 < recommended <= 1
+    head.recommended_threshold = float(recommended) if usable else None
     return head.eval()
 
 

@@ -1,7 +1,8 @@
 """Train the Learn2PD commit filter (arXiv 2509.25188) on the teacher's own decoding trajectories.
 
-1. Reference: the teacher decodes each training prompt one token per step (LLaDA's quota, the task's blocks,
-   no early stop) through the engine; its final canvas is the token every position "finally gets".
+1. Reference: the teacher decodes each of the filter's prompts (problems it never trained on, `filter_examples`)
+   one token per step (LLaDA's quota, the task's blocks, no early stop) through the engine; its final canvas is
+   the token every position "finally gets".
 2. States: the same prompts decoded through the engine by several rules (the reference itself, threshold
    rules, and in later rounds the learned rule itself, DAgger-style), each step's canvas streamed out.
 3. Samples: for every recorded step, the teacher's logits on that canvas (recomputed, as cache 'none' does)
