@@ -8,7 +8,7 @@ out=${OUT:-bench-out}
 unmask bench --model tiny-arith --verifier tiny-arith-ar --limit 500 --batch-size 100 \
   --preset fast-dllm,apd,specdiff,guided-diffusion --set block_length=16 --out "$out/ar-verified" "$@"
 unmask bench --model tiny-arith --verifier tiny-arith-ar --limit 500 --batch-size 100 --no-baseline \
-  --preset apd --sweep apd_mixture_weight=0.3,0.5,0.7,0.9 --sweep temperature=0,0.2 --out "$out/apd-sweep" "$@"
+  --preset apd --sweep apd_mixture_weight=0,0.1,0.3,0.5,0.7,0.9 --sweep temperature=0,0.2 --out "$out/apd-sweep" "$@"
 python -m unmask.train.evaluate tiny-arith-ar --task arith --n 500 | tee "$out/ar-greedy.json"
 mkdir -p docs
 cp "$out/ar-verified/tiny-arith-arith.json" docs/bench-ar-verified-tiny-arith.json
