@@ -121,8 +121,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     add_runner_flags(gen)
     add_decode_flags(gen)
     sub.add_parser("presets", help="list the decoding presets and their settings")
-    for module_name in ("unmask.bench.command", "unmask.train.command", "unmask.train.filter_command",
-                        "unmask.serve.command", "unmask.eval.lm_eval_command", "unmask.eval.search_command"):
+    for module_name in ("unmask.bench.command", "unmask.train.command", "unmask.train.distill_command",
+                        "unmask.train.filter_command", "unmask.serve.command", "unmask.eval.lm_eval_command",
+                        "unmask.eval.search_command"):
         _register_optional(module_name, sub, handlers)
     return parser, handlers
 

@@ -20,21 +20,26 @@ from unmask.outputs import check_output_dir
 from unmask.train.mdlm import TrainConfig
 
 
-def _flag_type(annotation: Any) -> type:
+def _flag_type(annotation: Any, config_cls: type = TrainConfig) -> type:
     """str | int | float from a field annotation ("int | None" → int)."""
-    hint = typing.get_type_hints(TrainConfig)[annotation] if isinstance(annotation, str) else annotation
+    hint = typing.get_type_hints(config_cls)[annotation] if isinstance(annotation, str) else annotation
     args = [a for a in typing.get_args(hint) if a is not type(None)] if isinstance(hint, types.UnionType) else [hint]
     return args[0]
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    for f in fields(TrainConfig):
-        flag, kind = "--" + f.name.replace("_", "-"), _flag_type(f.name)
+def add_config_flags(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """One --flag per field of a config dataclass (type and help from the field); shared with `unmask distill`."""
+    for f in fields(config_cls):
+        flag, kind = "--" + f.name.replace("_", "-"), _flag_type(f.name, config_cls)
         default = f.default if f.default is not MISSING else None
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=f.metadata["help"])
         else:
             parser.add_argument(flag, type=kind, default=default, help=f"{f.metadata['help']} (default: {default})")
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    add_config_flags(parser, TrainConfig)
     parser.add_argument("--export", default=None, help="after training, copy the shippable files here "
                         "(config, weights, tokenizer, model card; never the train state)")
     parser.add_argument("--overwrite", action="store_true", help="start a new run in an --out that holds one "
