@@ -3,8 +3,8 @@ filter) `commit=learned` at its validated threshold needs fewer forwards than th
 schedule (blocks of 16, no cache) without losing a problem; the filter is found beside the model and by name."""
 import pytest
 
+from tests.arith_runs import accuracy_and_nfe
 from unmask import LLM, DecodeConfig
-from unmask.bench.tasks import get_task
 from unmask.errors import ConfigError
 from unmask.models.resolve import ASSETS, bundled_models
 
@@ -20,14 +20,8 @@ RECIPES = {
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, tuple[float, float]]:
-    llm, task = LLM("tiny-arith", device="cpu"), get_task("arith")
-    examples = task.examples("test", N)
-    prompts = [task.prompt(e) for e in examples]
-    out = {}
-    for name, cfg in RECIPES.items():
-        done = llm.generate(prompts, cfg)
-        out[name] = (sum(task.score(e, c.text) for e, c in zip(examples, done)) / N, sum(c.nfe for c in done) / N)
-    return out
+    llm = LLM("tiny-arith", device="cpu")
+    return {name: accuracy_and_nfe(llm, cfg, N) for name, cfg in RECIPES.items()}
 
 
 def test_learned_commit_needs_fewer_forwards_at_equal_accuracy(results):

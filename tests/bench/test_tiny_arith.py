@@ -2,8 +2,8 @@
 committing many tokens per step loses accuracy (the parallel-decoding curse). Runs in CI (~30 s on 2 cores)."""
 import pytest
 
+from tests.arith_runs import accuracy_and_nfe
 from unmask import LLM, DecodeConfig
-from unmask.bench.tasks import get_task
 from unmask.models.resolve import bundled_models
 
 pytestmark = pytest.mark.skipif("tiny-arith" not in bundled_models(), reason="tiny-arith asset not built")
@@ -19,14 +19,8 @@ RECIPES = {
 @pytest.fixture(scope="module")
 def results() -> dict[str, tuple[float, float]]:
     """{recipe: (accuracy, mean NFE)}."""
-    llm, task = LLM("tiny-arith", device="cpu"), get_task("arith")
-    examples = task.examples("test", N)
-    prompts = [task.prompt(e) for e in examples]
-    out = {}
-    for name, cfg in RECIPES.items():
-        done = llm.generate(prompts, cfg)
-        out[name] = (sum(task.score(e, c.text) for e, c in zip(examples, done)) / N, sum(c.nfe for c in done) / N)
-    return out
+    llm = LLM("tiny-arith", device="cpu")
+    return {name: accuracy_and_nfe(llm, cfg, N) for name, cfg in RECIPES.items()}
 
 
 def test_one_token_per_step_scores_at_least_90_percent(results):

@@ -2,8 +2,9 @@
 token per step, and the exact block-causal cache gives the same tokens as no cache for less compute."""
 import pytest
 
-from unmask import LLM, DecodeConfig
+from tests.arith_runs import decode_test_problems
 from unmask.bench.tasks import get_task
+from unmask import LLM, DecodeConfig
 from unmask.errors import ConfigError
 from unmask.models.resolve import bundled_models
 
@@ -14,14 +15,8 @@ ONE_PER_STEP = DecodeConfig(gen_length=48, steps=48, block_length=16)
 
 @pytest.fixture(scope="module")
 def run():
-    llm, task = LLM("tiny-arith-bd", device="cpu"), get_task("arith")
-    examples = task.examples("test", N)
-    prompts = [task.prompt(e) for e in examples]
-
-    def decode(cfg):
-        done = llm.generate(prompts, cfg)
-        return sum(task.score(e, c.text) for e, c in zip(examples, done)) / N, done
-    return llm, decode
+    llm = LLM("tiny-arith-bd", device="cpu")
+    return llm, lambda cfg: decode_test_problems(llm, cfg, N)
 
 
 def test_one_token_per_step_scores_at_least_90_percent_with_the_exact_cache(run):

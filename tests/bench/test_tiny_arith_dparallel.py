@@ -3,8 +3,8 @@ loads by name and decodes a whole 48-token answer in one forward far better than
 first 50 unseen test problems (teacher measured in the same test; a few seconds on 2 cores)."""
 import pytest
 
+from tests.arith_runs import accuracy_and_nfe
 from unmask import LLM, DecodeConfig
-from unmask.bench.tasks import get_task
 from unmask.models.resolve import bundled_models
 
 pytestmark = pytest.mark.skipif("tiny-arith-dparallel" not in bundled_models(), reason="student asset not built")
@@ -18,16 +18,11 @@ RECIPES = {
 @pytest.fixture(scope="module")
 def results() -> dict[tuple[str, str], tuple[float, float]]:
     """{(model, recipe): (accuracy, mean NFE)} for the teacher and the student."""
-    task = get_task("arith")
-    examples = task.examples("test", N)
-    prompts = [task.prompt(e) for e in examples]
     out = {}
     for model in ("tiny-arith", "tiny-arith-dparallel"):
         llm = LLM(model, device="cpu")
         for name, cfg in RECIPES.items():
-            done = llm.generate(prompts, cfg)
-            out[model, name] = (sum(task.score(e, c.text) for e, c in zip(examples, done)) / N,
-                                sum(c.nfe for c in done) / N)
+            out[model, name] = accuracy_and_nfe(llm, cfg, N)
     return out
 
 

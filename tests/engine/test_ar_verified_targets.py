@@ -4,6 +4,7 @@ spends fewer dLLM forwards than fast-dllm (its accuracy gap to llada is reported
 import pytest
 import torch
 
+from tests.arith_runs import decode_test_problems
 from unmask import LLM
 from unmask.bench.tasks import get_task
 from unmask.engine.autoregressive import greedy
@@ -22,19 +23,13 @@ def setup():
     return llm, task, examples, plain
 
 
-def run(llm, task, examples, config):
-    out = llm.generate([task.prompt(ex) for ex in examples], config)
-    accuracy = sum(task.score(ex, c.text) for ex, c in zip(examples, out)) / len(examples)
-    return accuracy, out
-
-
 @pytest.mark.parametrize("preset", ["specdiff", "guided-diffusion"])
 def test_verified_decoding_keeps_ar_accuracy_with_fewer_ar_forwards_per_token(setup, preset):
     llm, task, examples, plain = setup
     ar_text = [llm.tokenizer.decode([t for t in ids if t not in llm.spec.eos_ids]) for ids, _ in plain]
     ar_accuracy = sum(task.score(ex, text) for ex, text in zip(examples, ar_text)) / N
     ar_per_token = sum(n for _, n in plain) / sum(len(ids) for ids, _ in plain)   # 1.0: one forward a token
-    accuracy, out = run(llm, task, examples, llm.preset_config(preset))
+    accuracy, out = decode_test_problems(llm, llm.preset_config(preset), N)
     assert [c.text for c in out] == ar_text and accuracy == ar_accuracy >= 0.96
     per_token = sum(c.verifier_nfe for c in out) / sum(len(c.token_ids) + 1 for c in out)   # + the EOS
     assert ar_per_token == 1.0 and per_token < 0.2
@@ -42,8 +37,8 @@ def test_verified_decoding_keeps_ar_accuracy_with_fewer_ar_forwards_per_token(se
 
 def test_apd_needs_fewer_dllm_forwards_than_fast_dllm(setup):
     llm, task, examples, _ = setup
-    fast_accuracy, fast = run(llm, task, examples, llm.preset_config("fast-dllm", block_length=16))
-    accuracy, out = run(llm, task, examples, llm.preset_config("apd", seed=0))
+    fast_accuracy, fast = decode_test_problems(llm, llm.preset_config("fast-dllm", block_length=16), N)
+    accuracy, out = decode_test_problems(llm, llm.preset_config("apd", seed=0), N)
     assert sum(c.nfe for c in out) < 0.75 * sum(c.nfe for c in fast)
     assert [c.verifier_nfe for c in out] == [c.nfe for c in out]
     assert accuracy >= 0.88 and fast_accuracy >= 0.94
