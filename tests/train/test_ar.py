@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from tests.train.test_mdlm import _import_optim  # noqa: F401 (an autouse fixture)
+from tests.train.test_mdlm import tiny_model as mdlm_tiny_model
 from unmask.errors import CheckpointError, ConfigError
 from unmask.models.cache_view import MaskView
 from unmask.models.loader import load_model, parse_config
-from unmask.models.transformer import DecoderLM
 from unmask.train import checkpoint
 from unmask.train.ar import ar_loss, ar_targets
 from unmask.train.char_tokenizer import EOS_ID
@@ -21,19 +22,8 @@ from unmask.train.mdlm import TrainConfig, train
 PAIRS = [([5, 6, 7], [8, 9, 12, 13, EOS_ID, EOS_ID]), ([10], [11, 14, 15, EOS_ID, EOS_ID, EOS_ID])]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _import_optim() -> None:
-    torch.optim.AdamW([torch.zeros(1, requires_grad=True)], foreach=False)
-
-
-def tiny_model() -> DecoderLM:
-    cfg = TrainConfig(d_model=16, n_layers=1, n_heads=2, ffn_hidden=32, max_seq_len=32, objective="ar")
-    model = DecoderLM(parse_config(checkpoint.llada_config(cfg))[0])
-    checkpoint.init_weights(model, 0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(20.0) if p.ndim >= 2 else None
-    return model
+def tiny_model():
+    return mdlm_tiny_model(objective="ar")
 
 
 def test_targets_are_the_answer_and_its_first_eos():

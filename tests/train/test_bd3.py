@@ -5,33 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.train.test_mdlm import _import_optim, tiny_model  # noqa: F401 (_import_optim: an autouse fixture)
 from unmask.errors import ConfigError
 from unmask.models.block_mask import bd3_training_mask
 from unmask.models.cache_view import MaskView
-from unmask.models.loader import load_model, parse_config
-from unmask.models.transformer import DecoderLM
-from unmask.train import checkpoint
+from unmask.models.loader import load_model
 from unmask.train.bd3 import bd3_loss, bd3_loss_on, block_noise
 from unmask.train.char_tokenizer import EOS_ID
 from unmask.train.data import collate
 from unmask.train.mdlm import TrainConfig, train
 
 PAIRS = [([5, 6, 7], [8, 9, 12, 13, EOS_ID, EOS_ID]), ([10], [11, 14, 15, EOS_ID, EOS_ID, EOS_ID])]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _import_optim() -> None:
-    torch.optim.AdamW([torch.zeros(1, requires_grad=True)], foreach=False)
-
-
-def tiny_model() -> DecoderLM:
-    cfg = TrainConfig(d_model=16, n_layers=1, n_heads=2, ffn_hidden=32, max_seq_len=32)
-    model = DecoderLM(parse_config(checkpoint.llada_config(cfg))[0])
-    checkpoint.init_weights(model, 0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(20.0) if p.ndim >= 2 else None
-    return model
 
 
 def test_training_mask_hides_the_own_clean_block_and_the_future():

@@ -26,8 +26,9 @@ def _import_optim() -> None:
 PAIRS = [([5, 6, 7], [8, 9, EOS_ID, EOS_ID]), ([10], [11, EOS_ID, EOS_ID, EOS_ID])]
 
 
-def tiny_model(seed: int = 0) -> DecoderLM:
-    cfg = TrainConfig(d_model=16, n_layers=1, n_heads=2, ffn_hidden=32, max_seq_len=32)
+def tiny_model(seed: int = 0, **train_config) -> DecoderLM:
+    """A 1-layer model in `unmask train`'s LLaDA layout; `train_config`: other TrainConfig fields (objective)."""
+    cfg = TrainConfig(d_model=16, n_layers=1, n_heads=2, ffn_hidden=32, max_seq_len=32, **train_config)
     arch, _, _ = parse_config(checkpoint.llada_config(cfg))
     model = DecoderLM(arch)
     checkpoint.init_weights(model, seed)
