@@ -1,5 +1,5 @@
-"""Shared by the block-diffusion scripts (block_diffusion.py, sub_blocks.py): decode unseen arith problems
-with one config, and write the JSON record stamped with the commit."""
+"""Shared by the arith bench scripts (block_diffusion.py, sub_blocks.py, distill.py): decode unseen arith problems
+with one config, print the table, and write the JSON record stamped with the commit."""
 from __future__ import annotations
 
 import json
@@ -27,6 +27,15 @@ def run_config(llm: LLM, task, examples, cfg: DecodeConfig, batch: int) -> tuple
     n = len(examples)
     return {"accuracy": correct / n, "mean_nfe": nfe / n, "positions_x_layers_per_token": computed / tokens,
             "seconds": time.perf_counter() - t0}, ids
+
+
+def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
+    """Print `rows` as a text table; each column is (row key, header, format spec such as '<14' or '>9.3f'),
+    the header taking the spec's alignment and width."""
+    print("".join(f"{header:{spec.split('.')[0].rstrip('df')}}" for _, header, spec in columns))
+    for row in rows:
+        cells = (str(row[key]) if isinstance(row[key], bool) else row[key] for key, _, _ in columns)
+        print("".join(f"{cell:{spec}}" for cell, (_, _, spec) in zip(cells, columns)))
 
 
 def write_record(rows: list[dict], n: int, threads: int, out: str | None) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from arith_runs import run_config, write_record  # noqa: E402
+from arith_runs import print_table, run_config, write_record  # noqa: E402
 
 from unmask import LLM, DecodeConfig  # noqa: E402
 from unmask.bench.tasks import get_task  # noqa: E402
@@ -44,10 +44,9 @@ def main() -> int:
                 cfg = DecodeConfig(gen_length=task.gen_length, block_length=16, cache=cache, **knobs)
                 rows.append({"model": model, "rule": rule, "cache": cache,
                              **run_config(llm, task, examples, cfg, args.batch)[0]})
-    print(f"{'model':<15}{'rule':<8}{'cache':<14}{'accuracy':>9}{'NFE':>7}{'pos×layers/token':>18}{'s':>7}")
-    for r in rows:
-        print(f"{r['model']:<15}{r['rule']:<8}{r['cache']:<14}{r['accuracy']:>9.3f}{r['mean_nfe']:>7.1f}"
-              f"{r['positions_x_layers_per_token']:>18.0f}{r['seconds']:>7.1f}")
+    print_table(rows, [("model", "model", "<15"), ("rule", "rule", "<8"), ("cache", "cache", "<14"),
+                       ("accuracy", "accuracy", ">9.3f"), ("mean_nfe", "NFE", ">7.1f"),
+                       ("positions_x_layers_per_token", "pos×layers/token", ">18.0f"), ("seconds", "s", ">7.1f")])
     write_record(rows, len(examples), args.threads, args.out)
     return 0
 

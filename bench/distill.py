@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from arith_runs import run_config, write_record  # noqa: E402
+from arith_runs import print_table, run_config, write_record  # noqa: E402
 
 from unmask import LLM, DecodeConfig  # noqa: E402
 from unmask.bench.tasks import get_task  # noqa: E402
@@ -58,10 +58,9 @@ def main() -> int:
             tokens = sum(max(1, len(t)) for t in ids)
             rows.append({"model": model, "config": name, **knobs, **stats,
                          "tokens_per_forward": tokens / (stats["mean_nfe"] * len(examples))})
-    print(f"{'model':<22}{'config':<11}{'accuracy':>9}{'NFE':>7}{'tok/fwd':>9}{'s':>7}")
-    for r in rows:
-        print(f"{r['model']:<22}{r['config']:<11}{r['accuracy']:>9.3f}{r['mean_nfe']:>7.2f}"
-              f"{r['tokens_per_forward']:>9.2f}{r['seconds']:>7.1f}")
+    print_table(rows, [("model", "model", "<22"), ("config", "config", "<11"), ("accuracy", "accuracy", ">9.3f"),
+                       ("mean_nfe", "NFE", ">7.2f"), ("tokens_per_forward", "tok/fwd", ">9.2f"),
+                       ("seconds", "s", ">7.1f")])
     write_record(rows, len(examples), args.threads, args.out)
     return 0
 

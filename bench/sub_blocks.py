@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from arith_runs import run_config, write_record  # noqa: E402
+from arith_runs import print_table, run_config, write_record  # noqa: E402
 
 from unmask import LLM, DecodeConfig  # noqa: E402
 from unmask.bench.tasks import get_task  # noqa: E402
@@ -45,10 +45,10 @@ def main() -> int:
             row, ids = run_config(llm, task, examples, cfg, args.batch)
             plain = ids if cache == "none" else plain
             rows.append({"decode_block": block, "cache": cache, **row, "tokens_equal_none": ids == plain})
-    print(f"{'decode block':<14}{'cache':<14}{'accuracy':>9}{'NFE':>7}{'pos×layers/token':>18}{'= none':>8}{'s':>7}")
-    for r in rows:
-        print(f"{r['decode_block']:<14}{r['cache']:<14}{r['accuracy']:>9.3f}{r['mean_nfe']:>7.1f}"
-              f"{r['positions_x_layers_per_token']:>18.0f}{str(r['tokens_equal_none']):>8}{r['seconds']:>7.1f}")
+    print_table(rows, [("decode_block", "decode block", "<14"), ("cache", "cache", "<14"),
+                       ("accuracy", "accuracy", ">9.3f"), ("mean_nfe", "NFE", ">7.1f"),
+                       ("positions_x_layers_per_token", "pos×layers/token", ">18.0f"), ("tokens_equal_none", "= none", ">8"),
+                       ("seconds", "s", ">7.1f")])
     write_record(rows, len(examples), args.threads, args.out)
     return 0
 
