@@ -19,7 +19,8 @@
   the stop check, stays in `Group.step_rows`). A part that dynamo cannot capture (per-row `torch.Generator`
   draws: temperature > 0, top-p/top-k sampling, ReMDM) makes that configuration fall back, once and visibly
   (`Runner.fallbacks`, a warning), to the eager decision around a compiled forward; guidance and WINO's
-  shadow block build their own forward rows and run the compiled forward alone.
+  shadow block build their own forward rows, and an AR verifier reads its own model on the host, so those run
+  the compiled forward alone.
 """
 from __future__ import annotations
 
