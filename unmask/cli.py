@@ -24,6 +24,10 @@ def add_runner_flags(parser: argparse.ArgumentParser) -> None:
                            "per step once compiled, but each new configuration compiles first (a minute or more on "
                            "a CPU): docs/runner.md, bench/step_time.py")
     mode.add_argument("--eager", dest="compile", action="store_false", help="run the model eagerly (the default)")
+    parser.add_argument("--max-context", type=int, default=None, metavar="N",
+                        help="the longest prompt + generation a request may have (default: the model's context); "
+                             "sizes the runner's K/V pool, --max-running rows of N positions, checked against free "
+                             "memory at start (docs/runner.md)")
     parser.add_argument("--verifier", default=None, metavar="MODEL",
                         help="an autoregressive model with the same tokenizer (e.g. tiny-arith-ar), loaded beside the "
                              "model for AR-verified decoding: --preset apd | specdiff | guided-diffusion")
@@ -82,7 +86,8 @@ class CanvasView:
 def run_generate(args: argparse.Namespace) -> int:
     from unmask.engine.llm import LLM
 
-    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile, verifier=args.verifier)
+    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile, verifier=args.verifier,
+              context_len=args.max_context)
     config = decode_config(args, llm)
     live = None if args.json or not sys.stderr.isatty() else CanvasView(llm, len(args.prompt))
     completions = llm.generate(list(args.prompt), config, chat=args.chat, on_step=live)

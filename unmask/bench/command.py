@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_files(out, [f"{stem}.json", f"{stem}.md", f"{stem}.png"], "--out")
     check_split(task, args.split, args.limit)
     configs = spec_from_args(args).configs(task.gen_length)  # validate everything before loading the model
-    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile, verifier=args.verifier)
+    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile, verifier=args.verifier,
+              context_len=args.max_context)
     configs = decodable(llm, configs, baseline=None if args.no_baseline else configs[0][0])
     records = run_bench(llm, task, configs, limit=args.limit, batch_size=args.batch_size,
                         progress=ProgressBar(sys.stderr), split=args.split, seed=args.seed, chat=args.chat,

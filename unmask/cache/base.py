@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+from unmask.cache.kv_pool import KVPool
 from unmask.cache.kv_store import KVStore
 from unmask.cache.plan import Canvas, Plan
 from unmask.decoding.state import DecodeState
@@ -32,6 +33,7 @@ class Cache(ABC):
     """
 
     row_fields: tuple[str, ...] = ()
+    pooled_kv: bool = True   # its KVStores may keep their K/V in the engine's pool (use_pool)
     uniform_cost: bool = False   # True: every row's forward computes the same positions (new rows just join)
     rewritten_on_refresh: tuple[str, ...] = ()   # row fields a refresh (a heavy step) rewrites whole
     supports_remask: bool = False   # True: exact with remask rules that change only the current window's tokens
@@ -110,6 +112,16 @@ class Cache(ABC):
                 return n
         return 0
 
+    def use_pool(self, pool: KVPool, slots: list[int]) -> None:
+        """Keep the K/V of this cache's KVStores in `pool`, rows `slots` (one per row, in row order); called before
+        each step by whoever owns the pool. A cache with `pooled_kv` False keeps its own tensors."""
+        if not self.pooled_kv:
+            return
+        for name in self.row_fields:
+            value = getattr(self, name)
+            if isinstance(value, KVStore):
+                value.bind(pool, slots)
+
     def take_rows(self, index: list[int]) -> None:
         """Keep rows `index` in that order; -1 entries are new rows (their storage is zero until refreshed)."""
         for name in self.row_fields:
@@ -121,7 +133,7 @@ class Cache(ABC):
 
 def rows_of(value) -> int | None:
     if isinstance(value, KVStore):
-        return rows_of(value.keys)
+        return value.rows()
     if isinstance(value, dict):
         return next((rows_of(v) for v in value.values()), None)
     if isinstance(value, list):
@@ -136,9 +148,7 @@ def concat(a, b):
     if rows_of(b) is None:
         return a
     if isinstance(a, KVStore):
-        out = KVStore()
-        out.keys, out.values = concat(a.keys, b.keys), concat(a.values, b.values)
-        return out
+        return concat_stores(a, b)
     if isinstance(a, dict):
         if set(a) != set(b):
             raise RuntimeError(f"cannot merge caches holding different layers: {sorted(a)} vs {sorted(b)}")
@@ -148,14 +158,35 @@ def concat(a, b):
     return torch.cat([a, b])
 
 
+def concat_stores(a: KVStore, b: KVStore) -> KVStore:
+    """a's rows then b's: own tensors are concatenated; pooled stores join their slot lists (no K/V moves)."""
+    out = KVStore()
+    if a.pool is None and b.pool is None:
+        out.keys, out.values = concat(a.keys, b.keys), concat(a.values, b.values)
+        return out
+    if a.pool is not b.pool or a.layers != b.layers or a.length != b.length:
+        raise RuntimeError("cannot merge K/V stores of different pools, layers or canvas lengths")
+    out.pool, out.slots, out.layers, out.length = a.pool, a.slots + b.slots, set(a.layers), a.length
+    return out
+
+
+def take_store(store: KVStore, index: list[int]) -> KVStore:
+    """Rows `index` of a store (-1: a new row, zero in its own tensors; in a pool, the slot bound at its step)."""
+    out = KVStore()
+    if store.pool is None:
+        out.keys, out.values = take(store.keys, index), take(store.values, index)
+        return out
+    out.pool, out.layers, out.length = store.pool, set(store.layers), store.length
+    out.slots = [store.slots[r] if r >= 0 else -1 for r in index]
+    return out
+
+
 def take(value, index: list[int]):
     """Rows `index` of a per-row value (-1: a new zero / None row), in new containers."""
     if value is None:
         return None
     if isinstance(value, KVStore):
-        out = KVStore()
-        out.keys, out.values = take(value.keys, index), take(value.values, index)
-        return out
+        return take_store(value, index)
     if isinstance(value, dict):
         return {k: take(v, index) for k, v in value.items()}
     if isinstance(value, list):

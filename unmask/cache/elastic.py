@@ -127,6 +127,8 @@ class ElasticCache(Cache):
     """Elastic-Cache: sliding-window queries, drift-gated deep-layer refresh from cached layer inputs."""
 
     row_fields = ("store", "qs", "inputs", "track", "boundary", "width_rows", "bound_rows")
+    pooled_kv = False   # it reads its K/V beside per-row queries and layer inputs of the same size (qs, inputs),
+                        # which are its own tensors anyway: the pool would save none of the copies
 
     def __init__(self, elastic_window: int = 16, gamma: float = 0.9, track_num: int = 1,
                  spec: DiffusionSpec | None = None) -> None:

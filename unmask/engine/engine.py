@@ -94,7 +94,8 @@ class Engine:
         self._inbox: list[RequestState] = []
         self._aborts: set[str] = set()
         self._known: set[str] = set()
-        self._held: list[StepOutput] = []   # static batching: outputs waiting for their batch to end
+        self._held: list[StepOutput] = []
+        self.slots: dict[str, int] = {}   # running request id → its slot of the runner's K/V pool   # static batching: outputs waiting for their batch to end
 
     # ---- the API ----------------------------------------------------------------------------------
     def add_request(self, prompt_ids: list[int], config: DecodeConfig, request_id: str | None = None,
@@ -245,8 +246,11 @@ class Engine:
             return
         opening: dict[tuple, list[RequestState]] = {}
         running = self.num_running
-        while self.waiting and running < self.max_running:
+        while self.waiting and running < self.max_running and self.runner.has_free_slot():
             req = self.waiting.popleft()
+            req.slot = self.runner.acquire()   # its K/V row in the runner's pool until it finishes
+            if req.slot is not None:
+                self.slots[req.request_id] = req.slot
             target = self.target_group(req)
             if target is not None:
                 target.arriving.append(req)
@@ -274,6 +278,7 @@ class Engine:
         if not out.finished:
             return
         c = out.completion
+        self.runner.release(self.slots.pop(out.request_id, None))
         with self._lock:
             self._known.discard(out.request_id)
         if self.detokenize is not None and c.token_ids:

@@ -146,6 +146,8 @@ class Group:
     def step_rows(self) -> list[StepOutput]:
         """One denoising step for every row; finished rows leave. One host transfer."""
         state, cache = self.state, self.parts.cache
+        if self.runner is not None:
+            self.runner.bind(cache, [r.slot for r in self.rows])   # the K/V of row r live in pool row r.slot
         model, core = self.runner.functions(self.parts) if self.runner is not None else (self.model, None)
         plan, broken = denoise_step(model, self.canvas, state, self.parts, core)
         B, G = state.batch, state.gen_length

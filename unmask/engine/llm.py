@@ -77,7 +77,7 @@ class LLM:
 
     def __init__(self, model: str | Path, device: str | torch.device | None = None,
                  dtype: str | torch.dtype | None = None, compile: bool = False,
-                 verifier: str | Path | None = None) -> None:
+                 verifier: str | Path | None = None, context_len: int | None = None) -> None:
         self.path = resolve_model(model)
         self.device = pick_device(device)
         self.model, spec = load_model(self.path, self.device, pick_dtype(dtype, self.device))
@@ -87,6 +87,10 @@ class LLM:
         if compile and spec.attention == "encoder_canvas":
             raise ConfigError("--compile compiles the step of LLaDA, Dream and the block-diffusion families; "
                               "an encoder–canvas model (DiffusionGemma) runs eagerly: drop --compile")
+        if context_len is not None and not 0 < context_len <= spec.context_len:
+            raise ConfigError(f"--max-context (context_len) must be in [1, {spec.context_len}] (the model's context), "
+                              f"got {context_len}")
+        self.context_len = context_len   # each engine's runner: the longest canvas, and its K/V pool's length
         if compile:
             check_compiler(self.device)   # a machine that cannot compile fails here, with one message
         self.compile = compile   # each engine's Runner compiles the step into one graph (engine/runner.py)
@@ -98,7 +102,7 @@ class LLM:
         self.decode_defaults = {**checked_defaults(generation, "generation_config.json"),
                                 **read_decode_defaults(self.path)}
         self.verifier = self.load_verifier(verifier, pick_dtype(dtype, self.device)) if verifier is not None else None
-        self.engine = self.make_engine()   # for input checks; generate() runs its own
+        self.engine = self.make_engine(max_running=1)   # for input checks; generate() runs its own
         self.max_token_chars = max((len(t) for t in self.tokenizer.backend.get_vocab()), default=64) or 64
 
     def load_verifier(self, name: str | Path, dtype: torch.dtype) -> ARModel:
@@ -156,6 +160,7 @@ class LLM:
 
     def make_engine(self, **options: object) -> Engine:
         """A fresh Engine on this model (serving passes limits and `prompt_bucket=True`)."""
+        options = {"context_len": self.context_len, **options}
         return Engine(self.model, self.spec, self.device, detokenize=self.tokenizer.decode, compile=self.compile,
                       model_dir=self.path, verifier=self.verifier, **options)
 

@@ -30,6 +30,7 @@ class RequestState:
     cache_bytes: int = 0     # largest share of its group's cache it held
     verifier_nfe: int = 0    # forwards of the verifier model (AR-verified decoding), beside the dLLM's NFE
     aborted: bool = False
+    slot: int | None = None  # its row of the runner's K/V pool, from admission to finish (None: no pool)
     group_key: tuple = field(init=False)
 
     def __post_init__(self) -> None:

@@ -32,6 +32,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from unmask.cache.base import Cache
+from unmask.cache.kv_pool import KVPool
+from unmask.engine.buffers import StepBuffers
 from unmask.engine.memory import available_bytes, describe
 from unmask.engine.step import decide, forward, forward_and_decide
 from unmask.errors import ConfigError, RequestError
@@ -121,6 +124,8 @@ class Runner:
         self.context_len = context_len or spec.context_len
         self.compile = compile
         self.kv_bytes = self.check_memory(context_len is not None)
+        self.pool = self.make_pool(context_len is not None)
+        self.buffers = StepBuffers(self.context_len, self.device)
         self.fallbacks: dict[tuple, str] = {}   # configuration → why its step is not one graph
         self._step: Callable | None = None
         self._forward: nn.Module | None = None
@@ -148,15 +153,56 @@ class Runner:
         if strict and free is not None and need > free:
             raise ConfigError(f"the runner's K/V for {self.buckets.batch[-1]} rows (max_running) × {self.context_len} "
                               f"positions needs {describe(need)}; {self.device} has {describe(free)} available: "
-                              f"lower --max-running or the context length")
+                              f"lower --max-running or --max-context")
         return need
+
+    def make_pool(self, explicit: bool) -> KVPool | None:
+        """The K/V slot pool: `max_running` slots × the context length, per layer (allocated on its first write).
+        None for models without a decoder K/V layout (encoder–canvas), and when the context is the model's own
+        (not given) and the pool would take more than half the free memory (e.g. LLaDA-8B's 4,096 positions ×
+        256 rows = 512 GiB): then each group's cache keeps its own K/V (`pool_note` says why)."""
+        arch = getattr(self.model, "cfg", None)
+        self.pool_note = ""
+        if self.kv_bytes is None or self.spec.attention == "encoder_canvas":
+            self.pool_note = "this model has no decoder K/V layout"
+            return None
+        free = available_bytes(self.device)
+        if not explicit and (free is None or 2 * self.kv_bytes > free):
+            self.pool_note = (f"the pool for the model's context ({self.context_len}) × {self.buckets.batch[-1]} rows "
+                              f"needs {describe(self.kv_bytes)}: set the context length (--max-context) to use it")
+            return None
+        dtype = next(self.model.parameters()).dtype
+        return KVPool(arch.n_layers, self.buckets.batch[-1], arch.n_kv_heads, self.context_len, arch.head_dim,
+                      dtype, self.device)
+
+    # ---- slots ------------------------------------------------------------------------------------
+    def has_free_slot(self) -> bool:
+        return self.pool is None or bool(self.pool.free)
+
+    def acquire(self) -> int | None:
+        """A free slot of the pool for a request being admitted (None without a pool)."""
+        if self.pool is None:
+            return None
+        slot = self.pool.acquire()
+        if slot is None:
+            raise RuntimeError("no free K/V slot: admit only while has_free_slot()")
+        return slot
+
+    def release(self, slot: int | None) -> None:
+        if self.pool is not None and slot is not None:
+            self.pool.release(slot)
+
+    def bind(self, cache: Cache, slots: list[int | None]) -> None:
+        """Before a step: the cache keeps its rows' K/V in the pool rows `slots` (one per row, in row order)."""
+        if self.pool is not None:
+            cache.use_pool(self.pool, slots)
 
     def check_request(self, prompt_length: int, gen_length: int) -> None:
         """RequestError (413) when a request's canvas is longer than the runner's context."""
         total = prompt_length + gen_length
         if total > self.context_len:
             raise RequestError(f"prompt ({prompt_length} tokens) + gen_length ({gen_length}) = {total} exceeds the "
-                               f"runner's context length {self.context_len}", status=413)
+                               f"runner's context length {self.context_len} (--max-context)", status=413)
 
     def check_rows(self, rows: int) -> int:
         """The bucket of a step of `rows` rows (ConfigError beyond the largest)."""
@@ -166,11 +212,12 @@ class Runner:
     def functions(self, parts) -> tuple[nn.Module, Callable | None]:
         """(the model the step's own forwards run, the `core` of a plain step) for a group with `parts`.
 
-        Eager: (the model, None). Compiled: the whole plain step as one graph; a configuration dynamo cannot
-        capture gets the eager decision around the compiled forward; steps that build their own forward rows
+        Eager: (the model, the eager step on the static input buffers). Compiled: the whole plain step as one
+        graph; a configuration dynamo cannot capture gets the eager decision around the compiled forward; steps
+        that build their own forward rows
         (guidance's copies, WINO's shadow block) run the compiled forward (all recorded in `fallbacks`)."""
         if not self.compile:
-            return self.model, None
+            return self.model, self.eager_step
         key = configuration(parts)
         if parts.guidance is not None or parts.remask.shadow or parts.verify is not None:
             self.fallbacks.setdefault(key, "guidance, a shadow block or an AR verifier: the step runs its own "
@@ -180,9 +227,9 @@ class Runner:
             return self.model, self.forward_only
 
         def step(model, canvas, state, plan, window, parts):
-            self.check_rows(state.batch)
+            inputs = self.step_inputs(canvas, state, plan)
             try:
-                return self._step(model, canvas, state, plan, window, parts)
+                return self._step(model, canvas, state, plan, window, parts, inputs)
             except uncaptured() as e:   # raised while tracing: nothing of the step ran yet
                 reason = str(e).splitlines()[0][:200]
                 self.fallbacks[key] = reason
@@ -192,8 +239,17 @@ class Runner:
         return self.model, step
 
     def forward_only(self, model, canvas, state, plan, window, parts):
-        self.check_rows(state.batch)
-        return decide(forward(self._forward, canvas, state, plan), plan.predicts, window, state, parts, canvas=canvas)
+        inputs = self.step_inputs(canvas, state, plan)
+        return decide(forward(self._forward, canvas, state, plan, inputs), plan.predicts, window, state, parts,
+                      canvas=canvas)
+
+    def step_inputs(self, canvas, state, plan):
+        """The forward's inputs in the static buffers of the step's batch bucket (ConfigError beyond the largest)."""
+        return self.buffers.inputs(canvas, state, plan, self.check_rows(state.batch))
+
+    def eager_step(self, model, canvas, state, plan, window, parts):
+        """The plain step eagerly, its inputs in the static buffers (a step wider than the largest bucket is refused)."""
+        return forward_and_decide(model, canvas, state, plan, window, parts, self.step_inputs(canvas, state, plan))
 
 
 def configuration(parts) -> tuple:

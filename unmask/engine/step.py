@@ -18,8 +18,12 @@ from unmask.engine.build import DecodeParts
 from unmask.engine.guided import paired_rows, paired_state
 
 
-def forward(model: nn.Module, canvas: Canvas, state: DecodeState, plan: Plan) -> Tensor:
-    """Run the model on the plan's positions; logits (B, N, V) for the plan's `predicts`."""
+def forward(model: nn.Module, canvas: Canvas, state: DecodeState, plan: Plan,
+            inputs: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
+    """Run the model on the plan's positions; logits (B, N, V) for the plan's `predicts`. inputs: the forward's
+    (ids, positions, logits_at) already written into the runner's static buffers (engine/buffers.py), or None."""
+    if inputs is not None:
+        return model(inputs[0], inputs[1], plan.view, inputs[2])
     ids, positions = canvas.ids(state), canvas.positions
     if plan.compute is not None:
         ids, positions = gather_rows(ids, plan.compute), gather_rows(positions, plan.compute)
@@ -56,9 +60,11 @@ def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: De
 
 
 def forward_and_decide(model: nn.Module, canvas: Canvas, state: DecodeState, plan: Plan, window: Tensor,
-                       parts: DecodeParts) -> tuple[StepView, Tensor, Tensor]:
-    """The plan's forward and the step's decision; device work only, no host sync (the runner compiles it)."""
-    return decide(forward(model, canvas, state, plan), plan.predicts, window, state, parts, canvas=canvas)
+                       parts: DecodeParts, inputs: tuple[Tensor, Tensor, Tensor] | None = None
+                       ) -> tuple[StepView, Tensor, Tensor]:
+    """The plan's forward and the step's decision; device work only, no host sync (the runner compiles it).
+    inputs: see `forward`."""
+    return decide(forward(model, canvas, state, plan, inputs), plan.predicts, window, state, parts, canvas=canvas)
 
 
 def decide(logits: Tensor, predicts: Tensor, window: Tensor, state: DecodeState, parts: DecodeParts,

@@ -36,6 +36,8 @@ class ServeConfig:
     max_tokens: int | None = None           # default: the model's context length
     max_body_bytes: int = 1 << 20
     drain_timeout: float = 30.0
+    max_context: int | None = None          # prompt + generation per request, the K/V pool's length (default: the
+                                            # model's context length)
 
 
 class ApiError(Exception):
@@ -60,11 +62,14 @@ def with_max_tokens(cfg: DecodeConfig, n: int) -> DecodeConfig:
 class Server:
     def __init__(self, llm: LLM, base: DecodeConfig, settings: ServeConfig) -> None:
         self.llm, self.base, self.settings = llm, base, settings
-        context = llm.spec.context_len
+        context = settings.max_context or llm.spec.context_len
+        if settings.max_context is not None and context <= base.gen_length:
+            raise ConfigError(f"--max-context {context} leaves no room for a prompt beside the default gen_length "
+                              f"{base.gen_length}; raise it or lower --gen-length")
         self.max_prompt = settings.max_prompt_tokens or context
         self.max_tokens = settings.max_tokens or context
         self.engine = llm.make_engine(max_running=settings.max_running, max_waiting=settings.max_waiting,
-                                      prompt_bucket=True, batching=settings.batching)
+                                      prompt_bucket=True, batching=settings.batching, context_len=settings.max_context)
         self.loop = EngineLoop(self.engine)
 
     # ---- request → (prompt ids, config) -----------------------------------------------------------

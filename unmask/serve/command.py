@@ -38,7 +38,7 @@ def register(sub) -> None:
 
 
 def check_limits(args: argparse.Namespace) -> None:
-    for name in ("max_running", "max_waiting", "max_prompt_tokens", "max_tokens", "max_body_bytes"):
+    for name in ("max_running", "max_waiting", "max_prompt_tokens", "max_tokens", "max_body_bytes", "max_context"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1, got {value}")
@@ -77,12 +77,14 @@ def run(args: argparse.Namespace) -> int:
     from unmask.engine.llm import LLM
     from unmask.serve.app import ServeConfig, create_app
 
-    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile, verifier=args.verifier)
+    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile, verifier=args.verifier,
+              context_len=args.max_context)
     base = decode_config(args, llm)
     settings = ServeConfig(model_name=args.served_model_name or args.model, api_key=args.api_key,
                            max_running=args.max_running, max_waiting=args.max_waiting, batching=args.batching,
                            max_prompt_tokens=args.max_prompt_tokens, max_tokens=args.max_tokens,
-                           max_body_bytes=args.max_body_bytes, drain_timeout=args.drain_timeout)
+                           max_body_bytes=args.max_body_bytes, drain_timeout=args.drain_timeout,
+                           max_context=args.max_context)
     app = create_app(llm, base, settings)
     print(f"unmask serve: {settings.model_name} on http://{args.host}:{args.port}/v1 "
           f"({base.commit} commit, {base.cache} cache, gen_length {base.gen_length})", file=sys.stderr, flush=True)
