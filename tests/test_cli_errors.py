@@ -117,3 +117,12 @@ def test_real_ctrl_c_during_start_up():
     os.kill(child.pid, signal.SIGINT)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--max-context", "0"], "--max-context (context_len) must be in [1, 160]"),
+    (["--max-context", "161"], "--max-context (context_len) must be in [1, 160]"),
+    (["--max-context", "20"], "exceeds the runner's context length 20 (--max-context)"),
+])
+def test_max_context_out_of_range_or_too_short_exits_2(capsys, argv, words):
+    one_line_error(capsys, main(["generate", "--model", "tiny-arith", *argv, "1+1="]), words)

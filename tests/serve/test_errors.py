@@ -104,3 +104,13 @@ def test_non_finite_numbers_are_refused(http, literal):
     body = json.dumps(GOOD)[:-1] + f', "temperature": {literal}}}'
     check_error(http.post("/v1/completions", content=body, headers={"content-type": "application/json"}),
                 400, "temperature")
+
+
+def test_a_request_over_max_context_is_413_naming_the_limit(tiny_arith):
+    """--max-context sizes the runner (its K/V pool): a prompt + max_tokens that cannot fit is refused up front."""
+    with LiveServer(tiny_arith, ServeConfig("tiny-arith", max_tokens=64, max_context=80)) as server, \
+            httpx.Client(base_url=server.url, timeout=60) as client:
+        assert server.engine.runner.context_len == 80 and server.engine.runner.pool.context == 80
+        assert client.post("/v1/completions", json={**GOOD, "prompt": "1+1=", "max_tokens": 8}).status_code == 200
+        check_error(client.post("/v1/completions", json={**GOOD, "max_tokens": 64}), 413,
+                    "exceeds the runner's context length 80 (--max-context)")

@@ -100,7 +100,10 @@ def test_cli_serve_starts_fast_and_sigterm_drains_and_exits_0():
 
 
 @pytest.mark.parametrize("argv,needle", [(["--port", "0"], "--port"), (["--max-running", "0"], "--max-running"),
-                                         (["--preset", "nope"], "nope")])
+                                         (["--preset", "nope"], "nope"), (["--max-context", "0"], "--max-context"),
+                                         (["--max-context", "1000"], "--max-context"),
+                                         (["--max-context", "16"], "--max-context 16 leaves no room"),
+                                         (["--max-context", "160", "--max-running", "100000000"], "--max-running")])
 def test_cli_serve_bad_flags_exit_2(argv, needle):
     proc = subprocess.run([sys.executable, "-m", "unmask.cli", "serve", "--model", "tiny-arith", *argv],
                           capture_output=True, text=True, timeout=60)

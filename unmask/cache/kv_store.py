@@ -107,7 +107,7 @@ class KVStore:
             w = write[:, None, :, None]
             self.keys[layer], self.values[layer] = torch.where(w, k, K), torch.where(w, v, V)
             return self.keys[layer], self.values[layer]
-        return scatter_fresh(K, V, k, v, compute, write)
+        return scatter_fresh(K, V, k, v, compute, write)[:2]
 
     def write_pooled(self, layer: int, k: Tensor, v: Tensor, compute: Tensor | None, write: Tensor | None
                      ) -> tuple[Tensor, Tensor]:
@@ -126,24 +126,23 @@ class KVStore:
             K, V = torch.where(w, k, K), torch.where(w, v, V)
             self.pool.put_rows(layer, slots, K, V)
             return K, V
-        K, V = scatter_fresh(K, V, k, v, compute, write)
-        if slots.start is None:   # K, V are gathered copies: the fresh entries go back to the pool too
-            idx = compute[:, None, :, None].expand(-1, K.shape[1], -1, K.shape[3])
-            self.pool.put_positions(layer, slots, compute, K.gather(2, idx), V.gather(2, idx))
+        K, V, k, v = scatter_fresh(K, V, k, v, compute, write)
+        if slots.start is None:   # K, V are gathered copies: the entries written go back to the pool too
+            self.pool.put_positions(layer, slots, compute, k, v)
         return K, V
 
 
 def scatter_fresh(K: Tensor, V: Tensor, k: Tensor, v: Tensor, compute: Tensor, write: Tensor | None
-                  ) -> tuple[Tensor, Tensor]:
+                  ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """K, V (B, H_kv, L, D) with k, v (B, H_kv, Q, D) written in place at canvas indices `compute` (B, Q) where
-    `write` (B, Q) (None: everywhere)."""
+    `write` (B, Q) (None: everywhere); also the (B, H_kv, Q, D) entries now at `compute`."""
     idx = compute[:, None, :, None].expand(-1, K.shape[1], -1, K.shape[3])  # (B, H_kv, Q, D)
     if write is not None:
         w = write[:, None, :, None]
         k, v = torch.where(w, k, K.gather(2, idx)), torch.where(w, v, V.gather(2, idx))
     K.scatter_(2, idx, k)   # compute indices are distinct per row, so the scatter is deterministic
     V.scatter_(2, idx, v)
-    return K, V
+    return K, V, k, v
 
 
 class KVView(CacheView, LayerView):

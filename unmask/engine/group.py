@@ -70,6 +70,20 @@ class Group:
         self.rows += requests
         self.generators += [r.generator for r in requests]
         self.parts.cache.take_rows(list(range(old)) + [-1] * len(requests))
+        self.order_by_slot()
+
+    def order_by_slot(self) -> None:
+        """With the runner's K/V pool, keep the rows in slot order (a permutation of the rows, moving slot numbers
+        and small per-row tensors, never K/V), so that rows holding a run of slots read the pool as one view
+        instead of gathering it every layer. Without a pool, nothing moves."""
+        slots = [r.slot for r in self.rows]
+        if None in slots or slots == sorted(slots):
+            return
+        order = sorted(range(len(slots)), key=slots.__getitem__)
+        self.rows = [self.rows[r] for r in order]
+        self.generators[:] = [self.generators[r] for r in order]
+        self.canvas, self.state = self.canvas.select(order), self.state.select(order)
+        self.parts.cache.take_rows(order)
 
     def keep(self, rows: list[int]) -> None:
         """Keep only `rows` (indices into the current rows); the others' slots are freed now."""
@@ -116,6 +130,7 @@ class Group:
         self.generators += part.generators
         self.canvas, self.state = Canvas.cat(self.canvas, part.canvas), DecodeState.cat(self.state, part.state)
         self.parts.cache.merge(part.parts.cache)
+        self.order_by_slot()
 
     # ---- one step ---------------------------------------------------------------------------------
     def step(self) -> list[StepOutput]:
