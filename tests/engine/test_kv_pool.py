@@ -220,7 +220,8 @@ class PlainRunner(Runner):
         return self.model, None
 
 
-@pytest.mark.parametrize("cache,knobs", [("none", {"steps": 16}), ("prefix", {"threshold": 0.3, "commit": "threshold"})])
+@pytest.mark.parametrize("cache,knobs", [("none", {"steps": 16}),
+                                         ("prefix", {"threshold": 0.3, "commit": "threshold"})])
 def test_steps_read_their_inputs_from_the_same_buffers(net, cache, knobs):
     model, spec = net
     config = cfg(cache, **knobs)

@@ -90,7 +90,8 @@ class KVPool:
         """K, V (B, H_kv, length, D) of `slots`: views of the pool when the slots are a run, else gathered copies."""
         K, V = self.layer(index, dtype)
         if slots.start is not None:
-            return K[slots.start:slots.start + slots.count, :, :length], V[slots.start:slots.start + slots.count, :, :length]
+            run = slice(slots.start, slots.start + slots.count)
+            return K[run, :, :length], V[run, :, :length]
         return K[slots.index, :, :length], V[slots.index, :, :length]
 
     def put_rows(self, index: int, slots: "Slots", k: Tensor, v: Tensor) -> None:

@@ -13,6 +13,11 @@
   block), and rows fall in the batch buckets. On the CPU a graph compiled with the batch dimension dynamic
   runs as fast as one compiled per bucket (bench/step_time.py), so the batch is left dynamic there; CUDA graphs
   (issue 16, part B) need one captured graph per bucket.
+* **K/V slot pool and static input buffers.** `pool` (cache/kv_pool.py): per layer K and V of `max_running`
+  slots × the context; the engine gives each admitted request a slot (`acquire`, `release` at its end) and
+  `bind` hands a group's cache its rows' slots before each step, so joins, leaves, splits and merges move slot
+  numbers, not K/V. `buffers` (engine/buffers.py): the step's ids, positions and logit rows are written in place
+  into per-bucket buffers, fixed addresses step after step (what CUDA graphs replay). docs/runner.md.
 * **One graph per step.** With `compile`, the step's device work (the forward, fusion, token sampler, scores
   and the commit decision: `engine.step.forward_and_decide`) is compiled with `fullgraph=True`, so any graph
   break is an error instead of a silent split, and nothing in it syncs with the host (the step's one sync,
@@ -248,7 +253,8 @@ class Runner:
         return self.buffers.inputs(canvas, state, plan, self.check_rows(state.batch))
 
     def eager_step(self, model, canvas, state, plan, window, parts):
-        """The plain step eagerly, its inputs in the static buffers (a step wider than the largest bucket is refused)."""
+        """The plain step eagerly, its inputs in the static buffers (a step wider than the largest bucket is
+        refused)."""
         return forward_and_decide(model, canvas, state, plan, window, parts, self.step_inputs(canvas, state, plan))
 
 
