@@ -53,22 +53,35 @@ def addresses(pool: KVPool) -> list[int]:
 
 
 # ---- the pool and the store, alone ----------------------------------------------------------------
-def test_slots_are_lowest_first_zeroed_when_acquired_and_reused_after_release():
+def test_slots_are_lowest_first_and_reused_after_release():
     pool = KVPool(n_layers=2, slots=3, n_kv_heads=2, context=8, head_dim=4)
     assert pool.nbytes == 2 * 2 * 3 * 2 * 8 * 4 * 4 and not pool.allocated
-    a, b = pool.acquire(), pool.acquire()
-    assert (a, b) == (0, 1)
-    ones = torch.ones(2, 2, 8, 4)
-    for layer in range(2):
-        pool.put_rows(layer, Slots([a, b], CPU), ones, 2 * ones)
-    assert pool.allocated and pool.keys[0].shape == (3, 2, 8, 4)
-    pool.release(a)
+    assert (pool.acquire(), pool.acquire()) == (0, 1)
+    pool.release(0)
     assert pool.acquire() == 0                                    # the freed slot is the next one handed out
-    assert pool.keys[1][0].eq(0).all() and pool.values[1][0].eq(0).all()   # ...zeroed
-    assert pool.keys[1][1].eq(1).all() and pool.values[1][1].eq(2).all()   # the held slot is untouched
     assert pool.acquire() == 2 and pool.acquire() is None
     with pytest.raises(RuntimeError, match="not held"):
         pool.release(7)
+
+
+def test_a_row_joining_a_pooled_store_reads_zeros_like_a_new_own_row():
+    """A freed slot still holds its last request's K/V; a row that joins a store holding K/V gets its canvas
+    zeroed when its slot is bound, as `take` gives a new row of a store with its own tensors."""
+    pool = KVPool(n_layers=1, slots=3, n_kv_heads=2, context=8, head_dim=4)
+    slots = [pool.acquire(), pool.acquire()]
+    own, pooled = KVStore(), KVStore()
+    pooled.bind(pool, slots)
+    k, v = torch.randn(2, 2, 6, 4), torch.randn(2, 2, 6, 4)
+    own.write(0, k, v, None, None)
+    pooled.write(0, k, v, None, None)
+    pool.release(slots[1])                                        # its K/V stay in the pool
+    own, pooled = take(own, [0, -1]), take(pooled, [0, -1])
+    pooled.bind(pool, [slots[0], pool.acquire()])                 # the same slot again, for a new row
+    assert torch.equal(pool.keys[0][slots[1], :, :6], torch.zeros(2, 6, 4))
+    compute, write = torch.tensor([[1, 2], [3, 4]]), torch.tensor([[True, False], [True, True]])
+    k, v = torch.randn(2, 2, 2, 4), torch.randn(2, 2, 2, 4)
+    assert all(torch.equal(a, b) for a, b in zip(own.write(0, k, v, compute, write),
+                                                pooled.write(0, k, v, compute, write)))
 
 
 @pytest.mark.parametrize("slots", [[1, 2, 3], [3, 0, 2]], ids=["a run (views)", "scattered (gathers)"])

@@ -1,14 +1,15 @@
 """The K/V slot pool: per layer one K and one V tensor of (slots, H_kv, context, D), shared by every group.
 
     pool = KVPool(n_layers=6, slots=16, n_kv_heads=4, context=256, head_dim=32)   # sized, nothing allocated
-    slot = pool.acquire()            # a request's row of the pool, zeroed, until pool.release(slot)
+    slot = pool.acquire()            # a request's row of the pool, until pool.release(slot)
     K, V = pool.rows(layer, slots, L)          # (B, H_kv, L, D): a view of the pool when the slots are a run
     pool.put_rows(layer, slots, k, v)          # whole rows [0, L)
     pool.put_positions(layer, slots, compute, k, v)   # k, v (B, H_kv, Q, D) at canvas indices compute (B, Q)
 
-The size is fixed when the pool is made; the tensors are allocated (uninitialised) on the first write, and a
-slot's rows are zeroed when it is acquired, so a new row reads zeros until its first forward writes it (what a
-cache's own storage gives a new row). Rows of a group are named by their slots: a group that gains, loses,
+The size is fixed when the pool is made; the tensors are allocated (uninitialised) on the first write. Nothing
+is zeroed up front: a row's first forward writes all of its canvas [0, L), except a row joining a store that
+already holds K/V, whose [0, L) its store zeroes when it binds the slot (`zero`), so it reads what a cache's own
+tensors give a new row. Rows of a group are named by their slots: a group that gains, loses,
 splits off or takes back rows changes its list of slots, and no K/V moves. The pool knows nothing of requests
 or groups: the engine's runner acquires and releases slots, and a cache's KVStore reads and writes through them.
 """
@@ -52,15 +53,18 @@ class KVPool:
 
     # ---- slots ------------------------------------------------------------------------------------
     def acquire(self) -> int | None:
-        """The lowest free slot, zeroed, or None when every slot is held."""
+        """The lowest free slot, or None when every slot is held."""
         if not self.free:
             return None
         slot = self.free.pop(0)
         self.held.add(slot)
-        for K, V in zip(self.keys, self.values):
-            K[slot].zero_()
-            V[slot].zero_()
         return slot
+
+    def zero(self, slot: int, length: int) -> None:
+        """Zero positions [0, length) of `slot` in every layer."""
+        for K, V in zip(self.keys, self.values):
+            K[slot, :, :length].zero_()
+            V[slot, :, :length].zero_()
 
     def release(self, slot: int) -> None:
         if slot not in self.held:
@@ -71,13 +75,10 @@ class KVPool:
 
     # ---- storage ----------------------------------------------------------------------------------
     def allocate(self, dtype: torch.dtype) -> None:
-        """Allocate every layer (in the dtype of the first K/V written), zeroing the slots already held."""
+        """Allocate every layer, uninitialised, in the dtype of the first K/V written."""
         self.dtype = dtype
         self.keys = [torch.empty(self.shape, dtype=dtype, device=self.device) for _ in range(self.n_layers)]
         self.values = [torch.empty(self.shape, dtype=dtype, device=self.device) for _ in range(self.n_layers)]
-        held = torch.tensor(sorted(self.held), dtype=torch.long, device=self.device)
-        for t in self.keys + self.values:
-            t.index_fill_(0, held, 0)
 
     def layer(self, index: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         if not self.keys:

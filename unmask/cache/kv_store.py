@@ -59,6 +59,9 @@ class KVStore:
         if self.layers and len(slots) != len(self.slots):
             raise RuntimeError(f"{len(slots)} slots bound to a store of {len(self.slots)} rows")
         self.pool = pool
+        for mine, slot in zip(self.slots, slots):
+            if mine < 0 and self.layers:   # a row that joined a store holding K/V: zeros until it writes them
+                pool.zero(slot, self.length)
         if slots != self.slots or self._slots is None:
             self.slots, self._slots = list(slots), None
 
