@@ -94,8 +94,8 @@ class Engine:
         self._inbox: list[RequestState] = []
         self._aborts: set[str] = set()
         self._known: set[str] = set()
-        self._held: list[StepOutput] = []
-        self.slots: dict[str, int] = {}   # running request id → its slot of the runner's K/V pool   # static batching: outputs waiting for their batch to end
+        self._held: list[StepOutput] = []   # static batching: outputs waiting for their batch to end
+        self.slots: dict[str, int] = {}   # running request id → its slot of the runner's K/V pool
 
     # ---- the API ----------------------------------------------------------------------------------
     def add_request(self, prompt_ids: list[int], config: DecodeConfig, request_id: str | None = None,
