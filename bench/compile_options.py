@@ -1,7 +1,7 @@
 """Which torch.compile / inductor settings make the model forward faster on this CPU? Side by side, one process.
 
-The compiled runner (engine/runner.py) spends ~97 % of a batch-16 step in the model forward
-(bench/step_time.py), so a faster compiled step has to come from a faster compiled forward. This script times
+The compiled runner's `none` step at batch 16 costs no more than the bare compiled forward (engine/runner.py,
+bench/step_time.py), so a faster compiled step has to come from a faster compiled forward. This script times
 the bare tiny-arith forward (default: 16 rows × 128 positions, logits at the last 64, as a `none` step reads
 them) under each candidate and the attention kernel alone under its alternatives:
 
@@ -74,9 +74,10 @@ def candidate(name: str, model: nn.Module, fused: nn.Module) -> Callable:
     if name == "transposed_eager":
         return transposed(model)
     if name == "fused":
-        return torch.compile(fused, options={"size_asserts": True})   # options make each backend its own cache entry
+        # options equal to the defaults, but a distinct dict: equal options share dynamo's cache entry (and its graph)
+        return torch.compile(fused, options={"size_asserts": True})
     if name == "transposed_compiled":
-        return torch.compile(transposed(model), options={"size_asserts": True, "epilogue_fusion": True})
+        return torch.compile(transposed(model), options={"size_asserts": True, "epilogue_fusion": True})   # defaults
     if name == "compiled":
         return torch.compile(model)
     compiled = torch.compile(model, options=OPTIONS[name])
