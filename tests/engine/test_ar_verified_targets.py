@@ -45,4 +45,4 @@ def test_apd_needs_fewer_dllm_forwards_than_fast_dllm(setup):
     assert accuracy >= 0.88 and fast_accuracy >= 0.94
     corrected_accuracy, corrected = decode_test_problems(llm, llm.preset_config("apd-correct", seed=0), N)
     assert sum(c.nfe for c in corrected) < 0.75 * sum(c.nfe for c in fast)
-    assert corrected_accuracy >= 0.96 and corrected_accuracy > accuracy   # llada: 0.986 on the 500 (docs)
+    assert corrected_accuracy >= 0.96 and corrected_accuracy >= accuracy   # llada: 0.986 on the 500 (docs)
