@@ -126,6 +126,14 @@ class DecodeConfig:
                                         "γ); None = the rest of the current block")
     apd_mixture_weight: float = knob(0.7, "verify apd: R in the target R·logit_dLLM + (1 − R)·logit_AR (higher = "
                                      "trusts the dLLM more, accepts more; APD's demo 0.7)")
+    apd_correct: bool = knob(False, "verify apd: also write the mixture target's token at the first position where "
+                             "it and the draft disagree (speculative decoding's correction token, no extra "
+                             "forward); False = the paper's rule (the draft's first token always accepted)")
+    guided_accept: str = knob("exact", "verify guided (FreeCache): exact (AR argmax == draft; lossless) | threshold "
+                              "(or the AR's probability of the draft token ≥ guided_threshold) | topk (or the "
+                              "draft token within the AR's guided_top_k)")
+    guided_threshold: float = knob(0.5, "verify guided, guided_accept=threshold: the AR probability that accepts")
+    guided_top_k: int = knob(2, "verify guided, guided_accept=topk: the AR top-k that accepts")
     confidence_fp64: bool = knob(False, "compute scores in float64 (Fast-dLLM) instead of float32 (LLaDA)")
     stop_at_eos: bool = knob(True, "stop a row once no mask remains before its first EOS")
     seed: int | None = knob(None, "seed of each request's own torch.Generator, in [0, 2**63): every request with "

@@ -45,7 +45,8 @@ TYPES.update({"learned_filter": (str, type(None)), "filter_threshold": (float, i
 TYPES.update({"canvas_steps": int, "t_min": (float, int), "t_max": (float, int), "stability_threshold": int,
               "confidence_threshold": (float, int)})
 # AR-verified decoding (APD, SpecDiff, FreeCache guided diffusion)
-TYPES.update({"verify": str, "verify_lookahead": (int, type(None)), "apd_mixture_weight": (float, int)})
+TYPES.update({"verify": str, "verify_lookahead": (int, type(None)), "apd_mixture_weight": (float, int),
+              "apd_correct": bool, "guided_accept": str, "guided_threshold": (float, int), "guided_top_k": int})
 MAX_TEMPERATURE = 100.0  # softmax(logits / T) is already uniform to float precision long before this
 MAX_INT = 2**31 - 1  # no size or count knob is meaningful beyond this (tensors are indexed with int32 here and there)
 MAX_SEED = 2**63  # torch.Generator.manual_seed takes a signed 64-bit seed
@@ -64,10 +65,11 @@ FLOAT_RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     "sf_stability_std": (0.0, False, None, False), "t_min": (0.0, True, MAX_TEMPERATURE, True),
     "t_max": (0.0, False, MAX_TEMPERATURE, True), "confidence_threshold": (0.0, False, None, False),
     "filter_threshold": (0.0, False, 1.0, True), "eotp_threshold": (0.0, False, 1.0, True),
-    "apd_mixture_weight": (0.0, True, 1.0, True)}
+    "apd_mixture_weight": (0.0, True, 1.0, True), "guided_threshold": (0.0, False, 1.0, True)}
 POSITIVE_INTS = ("gen_length", "steps", "block_length", "top_k", "remask_budget", "cache_update_freq", "cache_reloading_step",
                  "prompt_interval", "response_interval", "d2_current_k", "elastic_window", "track_num", "dus_base", "kl_history",
-                 "sf_explore_steps", "sf_stability_window", "canvas_steps", "verify_lookahead")
+                 "sf_explore_steps", "sf_stability_window", "canvas_steps", "verify_lookahead",
+                 "guided_top_k")
 NON_NEGATIVE_INTS = ("vicinity_size", "vicinity_warmup_steps", "inflate_w", "stability_threshold")
 
 
@@ -165,8 +167,10 @@ def _check_methods(cfg: "DecodeConfig") -> None:
 
 def _check_verify(cfg: "DecodeConfig") -> None:
     """A verify rule decides the commits itself, left to right: no remask rule, guidance or logits fusion."""
-    from unmask.decoding.verify import VERIFY
+    from unmask.decoding.verify import GUIDED_ACCEPT, VERIFY
 
+    if cfg.guided_accept not in GUIDED_ACCEPT:
+        raise ConfigError(f"unknown guided_accept {short(cfg.guided_accept)}; choose one of: {', '.join(GUIDED_ACCEPT)}")
     if cfg.verify == "none":
         return
     if cfg.verify not in VERIFY:

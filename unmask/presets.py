@@ -145,6 +145,12 @@ PRESETS: dict[str, Preset] = {
         "adaptive parallel decoding: left to right, the dLLM's draft (M = 100 positions, fixed Gumbel noise) is "
         "accepted while it equals the sample of 0.7·logit_dLLM + 0.3·logit_AR under the same noise; T 0.2, top-p "
         "0.95 (the demo); needs a verifier model"),
+    "apd-correct": Preset(
+        {"gen_length": 256, "schedule": "full", "verify": "apd", "apd_mixture_weight": 0.7, "apd_correct": True,
+         "verify_lookahead": 100, "temperature": 0.2, "top_p": 0.95},
+        "arXiv 2506.00413 (APD) + speculative decoding's correction token",
+        "`apd` whose first disagreement writes the mixture target's token (already computed: no extra forward) "
+        "instead of ending the step, so the first token is never the dLLM's alone; needs a verifier model"),
     "specdiff": Preset(
         {"gen_length": 256, "schedule": "full", "verify": "specdiff", "verify_lookahead": 16, "temperature": 0.0},
         "arXiv 2408.05636 (SpecDiff, speculative diffusion decoding)",

@@ -111,6 +111,19 @@ def test_a_verifier_that_agrees_with_nothing_makes_specdiff_write_the_verifiers_
     assert out.token_ids == tokens[:eos]
 
 
+def test_the_verifiers_computed_positions_are_counted_per_request():
+    """Completion.verifier_computed = positions × verifier layers (1 here) each row read, by hand."""
+    agreeing, rejecting = with_fake_verifier(shift=0), with_fake_verifier(shift=1)
+    prompts = [len(agreeing.tokenizer.encode(p)) for p in PROMPTS]
+    out = agreeing.generate(PROMPTS, DecodeConfig(gen_length=G, schedule="full", verify="apd"))
+    assert [c.verifier_computed for c in out] == [P + G for P in prompts]       # one read: prompt + draft
+    config = DecodeConfig(gen_length=G, schedule="full", verify="specdiff", verify_lookahead=4, stop_at_eos=False)
+    out = rejecting.generate(PROMPTS[:1], config)[0]
+    # step 0 reads the prompt and 4 drafted tokens; each later step t re-reads t - 1 and drafts min(4, G - t)
+    assert out.verifier_computed == prompts[0] + 4 + sum(min(4, G - t) + 1 for t in range(1, G))
+    assert out.computed > 0 and out.verifier_nfe == G
+
+
 def test_rows_get_the_same_tokens_alone_in_a_batch_and_joining_late(llm):
     config = DecodeConfig(gen_length=G, schedule="full", verify="apd", verify_lookahead=6, temperature=0.5,
                           seed=11)

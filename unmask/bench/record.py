@@ -25,7 +25,8 @@ Definitions (STYLE.md principle 18; the same for every config of a run):
   touched shows 0; `extra["process_peak_rss_bytes"]` holds the absolute peak.
 - `extra`: tokens, total_nfe, batch_size, eos_fraction (rows that ended with EOS), mean_latency_s,
   computed_per_example (positions × layers the model computed: the cache's saving), cache_bytes_mean
-  (each request's share of its batch's peak cache size), process_peak_rss_bytes (CPU only).
+  (each request's share of its batch's peak cache size), process_peak_rss_bytes (CPU only); with a verifier
+  model, verifier_forwards_per_token and verifier_computed_per_example (its positions × layers).
 """
 from __future__ import annotations
 

@@ -109,6 +109,7 @@ def make_record(llm: LLM, task: Task, examples: Sequence[Example], label: str, c
     verifier_nfe = sum(c.verifier_nfe for c in done)
     if verifier_nfe:   # AR-verified decoding: the verifier's forwards per generated token (plain AR decoding: 1)
         extra["verifier_forwards_per_token"] = verifier_nfe / max(tokens, 1)
+        extra["verifier_computed_per_example"] = sum(c.verifier_computed for c in done) / n  # positions x layers
     scores = [float(s) for s in task.score_all(examples, [c.text for c in done])]
     low, high = score_interval(scores)
     return BenchRecord(

@@ -10,6 +10,9 @@ with length ≥ 1).
 * `apd` (APD, arXiv 2506.00413, danielmisrael/apd `apd_sample`): the draft is sampled from the dLLM with one
   fixed Gumbel noise r; the target is sampled from R·logit_dLLM + (1 − R)·logit_AR with the SAME r; accept the
   longest prefix where draft == target, the first token always. temperature 0: both are argmaxes.
+  `apd_correct` (not in the paper): at the first position where they disagree, the TARGET's token is written
+  too (its logits are already there: no extra forward), as speculative decoding's correction token; so the
+  first token is the target's, never the dLLM's alone. A fully agreeing draft gains nothing.
 * `specdiff` (SpecDiff, arXiv 2408.05636): greedy, accept the prefix where the AR argmax equals the draft and
   write the AR's own token at the first mismatch (or after a fully accepted draft: its next token). With
   temperature T: standard speculative sampling, draft x_i ~ q_i = softmax(l_dLLM/T) accepted with probability
@@ -18,7 +21,10 @@ with length ≥ 1).
 * `guided` (FreeCache guided diffusion, arXiv 2505.21467, deterministic mode): the dLLM's greedy draft, the
   longest prefix where AR argmax == draft, the first mismatch replaced by the AR token (and the AR's next token
   after a fully accepted draft). The same verdict as greedy `specdiff`; the preset differs (whole block drafted,
-  clean-prefix KV cache).
+  clean-prefix KV cache). FreeCache's looser acceptance modes (`guided_accept`): `threshold` also accepts a draft
+  token whose AR probability is ≥ `guided_threshold`, `topk` one within the AR's `guided_top_k` most likely
+  tokens; a rejected token is replaced by the AR argmax (the reference samples the AR distribution without the
+  draft token in threshold mode; greedy here). Neither is lossless.
 """
 from __future__ import annotations
 
@@ -90,9 +96,9 @@ VERIFY: Registry[type[VerifyRule]] = Registry("verify rule")
 class AdaptiveParallelDecoding(VerifyRule):
     bonus = False
 
-    def __init__(self, temperature: float = 0.0, apd_mixture_weight: float = 0.7) -> None:
+    def __init__(self, temperature: float = 0.0, apd_mixture_weight: float = 0.7, apd_correct: bool = False) -> None:
         super().__init__(temperature)
-        self.R = apd_mixture_weight
+        self.R, self.correct = apd_mixture_weight, apd_correct
 
     def draft(self, logits: Tensor, generators: list[torch.Generator] | None) -> tuple[Tensor, Any]:
         noise = None
@@ -108,9 +114,12 @@ class AdaptiveParallelDecoding(VerifyRule):
 
     def accept(self, draft, noise, dllm_logits, ar_logits, length, generators) -> Verdict:
         target = gumbel_argmax(self.target(dllm_logits, ar_logits[:, :-1]), noise, self.temperature)   # (B, K)
-        accepted = leading_true(draft == target, length).clamp(min=1)
+        agreed = leading_true(draft == target, length)
+        if self.correct:   # the target's token at the first disagreement (none after a fully agreeing draft)
+            verdict = splice(draft, target.gather(1, agreed.clamp(max=draft.shape[1] - 1)[:, None])[:, 0], agreed)
+            return Verdict(verdict.tokens, torch.minimum(verdict.count, length.clamp(min=1)))
         tokens = torch.cat([draft, draft[:, :1]], 1)
-        return Verdict(tokens, torch.minimum(accepted, length.clamp(min=1)))
+        return Verdict(tokens, torch.minimum(agreed.clamp(min=1), length.clamp(min=1)))
 
 
 @VERIFY.register("specdiff")
@@ -147,12 +156,36 @@ def inverse_cdf(weights: Tensor, u: Tensor) -> Tensor:
     return index.clamp(max=weights.shape[-1] - 1)
 
 
+GUIDED_ACCEPT = ("exact", "threshold", "topk")
+
+
 @VERIFY.register("guided")
 class GuidedDiffusion(SpeculativeDiffusion):
-    """Greedy `specdiff`'s verdict; only the deterministic mode (temperature 0) is implemented."""
+    """Greedy `specdiff`'s verdict (`guided_accept='exact'`), or FreeCache's threshold / top-k acceptance: a
+    draft token also passes when the AR gives it probability ≥ `guided_threshold`, or ranks it within its
+    `guided_top_k`; the first rejected one is replaced by the AR argmax. Deterministic mode only (temperature 0)."""
+
+    def __init__(self, temperature: float = 0.0, guided_accept: str = "exact", guided_threshold: float = 0.5,
+                 guided_top_k: int = 2) -> None:
+        super().__init__(temperature)
+        self.mode, self.threshold, self.top_k = guided_accept, guided_threshold, guided_top_k
 
     @classmethod
     def check_config(cls, cfg: Any) -> None:
         if cfg.temperature != 0:
             raise ConfigError("verify='guided' is FreeCache's deterministic mode (greedy draft, AR argmax check): "
                               "set temperature=0, or use verify='specdiff' for sampling")
+
+    def passes(self, draft: Tensor, ar_logits: Tensor) -> Tensor:
+        """(B, K) bool: the AR model lets draft token k stand (ar_logits (B, K, V) predict the draft positions)."""
+        at = ar_logits.gather(2, draft[..., None])                                    # (B, K, 1)
+        exact = draft == ar_logits.argmax(-1)
+        if self.mode == "threshold":
+            return exact | (ar_logits.double().softmax(-1).gather(2, draft[..., None])[..., 0] >= self.threshold)
+        if self.mode == "topk":
+            return exact | ((ar_logits > at).sum(-1) < self.top_k)                    # rank = tokens strictly above
+        return exact
+
+    def accept(self, draft, context, dllm_logits, ar_logits, length, generators) -> Verdict:
+        accepted = leading_true(self.passes(draft, ar_logits[:, :-1]), length)
+        return splice(draft, ar_logits.argmax(-1).gather(1, accepted[:, None])[:, 0], accepted)

@@ -33,6 +33,7 @@ class Completion:
     tokens_per_forward: float | None = None  # uniform-corruption models: counted as transformers counts it
     verifier_nfe: int = 0  # forwards of the verifier model (AR-verified decoding: apd, specdiff, guided); nfe
     # counts the dLLM's alone
+    verifier_computed: int = 0  # positions x layers the verifier computed (its rows read); `computed` is the dLLM's
 
     def to_dict(self) -> dict:
         return asdict(self)

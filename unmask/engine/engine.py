@@ -235,7 +235,8 @@ class Engine:
     def aborted(self, req: RequestState) -> StepOutput:
         completion = Completion("", [], 0, FinishReason.ABORT.value, time.perf_counter() - req.arrived,
                                 computed=req.computed, model_rows=req.model_rows,
-                                cache_bytes=req.cache_bytes, seed=req.seed, prompt_tokens=req.prompt_length)
+                                cache_bytes=req.cache_bytes, seed=req.seed, prompt_tokens=req.prompt_length,
+                                verifier_nfe=req.verifier_nfe, verifier_computed=req.verifier_computed)
         return StepOutput(req.request_id, finished=True, completion=completion)
 
     def admit(self) -> None:

@@ -21,7 +21,7 @@ from unmask.engine.autoregressive import ARModel
 from unmask.engine.build import build_parts
 from unmask.engine.request import RequestState
 from unmask.engine.step import denoise_step
-from unmask.engine.verify import verifier_forwards
+from unmask.engine.verify import verifier_computed, verifier_forwards
 from unmask.models.cache_view import positions_from_mask
 from unmask.models.spec import DiffusionSpec
 
@@ -173,19 +173,19 @@ class Group:
         self.last_step_cost = (plan.step_cost if plan.step_cost is not None else q * n_layers) * plan.row_passes
         request = cache.host_request(state)
         packed = [state.finished.long(), self.parts.remask.final_length(state), state.first_eos(), broken.long(),
-                  cost.long(), verifier_forwards(state), state.tokens.flatten()]
+                  cost.long(), verifier_forwards(state), verifier_computed(state), state.tokens.flatten()]
         host = torch.cat(packed + ([request.long()] if request is not None else [])).cpu().tolist()  # the one sync
-        finished, final, eos, bad, cost_h, verifier_nfe = (host[i * B:(i + 1) * B] for i in range(6))
-        tokens = [host[6 * B + r * G: 6 * B + (r + 1) * G] for r in range(B)]
+        finished, final, eos, bad, cost_h, verifier_nfe, verifier_cost = (host[i * B:(i + 1) * B] for i in range(7))
+        tokens = [host[7 * B + r * G: 7 * B + (r + 1) * G] for r in range(B)]
         if request is not None:
-            cache.host_reply(host[6 * B + B * G:])
+            cache.host_reply(host[7 * B + B * G:])
         share = cache.nbytes() // B
         outputs, keep = [], []
         for r, req in enumerate(self.rows):
             req.computed += cost_h[r]
             req.model_rows += plan.row_passes
             req.cache_bytes = max(req.cache_bytes, share)
-            req.verifier_nfe = verifier_nfe[r]
+            req.verifier_nfe, req.verifier_computed = verifier_nfe[r], verifier_cost[r]
             out = self.row_output(req, tokens[r], min(final[r], eos[r]), state.row_steps[r])
             if bad[r]:
                 self.finish(req, out, tokens[r], eos[r], state.row_steps[r],
@@ -220,4 +220,5 @@ class Group:
         out.completion = Completion("", answer, nfe, reason.value, time.perf_counter() - req.arrived,
                                     computed=req.computed, model_rows=req.model_rows,
                                     cache_bytes=req.cache_bytes, seed=req.seed, prompt_tokens=req.prompt_length,
-                                    error=error, verifier_nfe=req.verifier_nfe)
+                                    error=error, verifier_nfe=req.verifier_nfe,
+                                    verifier_computed=req.verifier_computed)

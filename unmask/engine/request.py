@@ -29,6 +29,7 @@ class RequestState:
     model_rows: int = 0      # model rows its forwards ran (NFE, times 2 with guidance)
     cache_bytes: int = 0     # largest share of its group's cache it held
     verifier_nfe: int = 0    # forwards of the verifier model (AR-verified decoding), beside the dLLM's NFE
+    verifier_computed: int = 0  # positions x layers the verifier computed for this request, beside `computed`
     aborted: bool = False
     slot: int | None = None  # its row of the runner's K/V pool, from admission to finish (None: no pool)
     group_key: tuple = field(init=False)

@@ -11,7 +11,8 @@ next step: its logits predict the next position).
 
 The verifier's per-row state lives in DecodeState.memory, so it follows its row when rows join, leave, split
 or merge: `verifier_kv` (its KV slots, engine/ar_cache.py), `verifier_fed` (slots [0, fed) valid) and
-`verifier_nfe` (its forwards, reported as Completion.verifier_nfe beside the dLLM's nfe).
+`verifier_nfe` (its forwards, reported as Completion.verifier_nfe beside the dLLM's nfe) and `verifier_computed`
+(positions × verifier layers each row had read: Completion.verifier_computed beside the dLLM's `computed`).
 """
 from __future__ import annotations
 
@@ -23,12 +24,18 @@ from unmask.decoding import DecodeState, TokenSampler
 from unmask.decoding.verify import VerifyRule, leading_true
 from unmask.engine.autoregressive import ARModel
 
-KV, FED, NFE = "verifier_kv", "verifier_fed", "verifier_nfe"
+KV, FED, NFE, COMPUTED = "verifier_kv", "verifier_fed", "verifier_nfe", "verifier_computed"
 
 
 def verifier_forwards(state: DecodeState) -> Tensor:
     """(B,) long: the verifier forwards each row has spent (zeros without a verifier)."""
     return state.memory.get(NFE, torch.zeros_like(state.nfe))
+
+
+def verifier_computed(state: DecodeState) -> Tensor:
+    """(B,) long: positions × layers the verifier has computed for each row (zeros without a verifier); a row
+    counts the positions it read, not the padding of a batched forward."""
+    return state.memory.get(COMPUTED, torch.zeros_like(state.nfe))
 
 
 class VerifyStep:
@@ -79,6 +86,7 @@ class VerifyStep:
             state.memory[KV] = self.verifier.empty_kv(B, L)
             state.memory[FED] = torch.zeros_like(state.nfe)
             state.memory[NFE] = torch.zeros_like(state.nfe)
+            state.memory[COMPUTED] = torch.zeros_like(state.nfe)
         fed, pad = state.memory[FED], P - canvas.key_mask[:, :P].sum(-1)                 # (B,), (B,)
         frontier = P - pad + t                                                             # position of t
         end = frontier + length                                                            # read [fed, end)
@@ -92,6 +100,7 @@ class VerifyStep:
         chunk = ids.gather(1, (positions + pad[:, None]).clamp(max=L - 1))
         out = self.verifier.read(state.memory[KV], chunk, positions, valid)               # (B, Q, V)
         state.memory[NFE] = state.memory[NFE] + active.long()
+        state.memory[COMPUTED] = state.memory[COMPUTED] + valid.sum(-1) * self.verifier.model.cfg.n_layers
         query = ((frontier - 1 - fed)[:, None] + torch.arange(K + 1, device=t.device)).clamp(0, Q - 1)
         return out.gather(1, query[..., None].expand(-1, -1, out.shape[-1]))
 
