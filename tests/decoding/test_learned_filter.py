@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from unmask.decoding import COMMIT, DecodeState
-from unmask.decoding.learned_filter import (FEATURES, FILTER_CONFIG, FILTER_FILE, FilterHead, LearnedCommit,
-                                            load_filter, step_features, token_stats)
+from unmask.decoding.filter_features import FEATURES, step_features, token_stats
+from unmask.decoding.filter_head import FILTER_CONFIG, FILTER_FILE, FilterHead, load_filter
+from unmask.decoding.learned_filter import LearnedCommit
 from unmask.decoding.remask import StepView
 from unmask.errors import CheckpointError, ConfigError
 

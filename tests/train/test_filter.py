@@ -7,7 +7,8 @@ import torch
 
 from unmask.cli import main
 from unmask.decoding import DecodeState
-from unmask.decoding.learned_filter import FEATURES, FILTER_CONFIG, load_filter
+from unmask.decoding.filter_features import FEATURES
+from unmask.decoding.filter_head import FILTER_CONFIG, load_filter
 from unmask.decoding.schedule import BlockSchedule
 from unmask.errors import ConfigError
 from unmask.models.resolve import bundled_models

@@ -8,7 +8,7 @@
 3. Samples: for every recorded step, the teacher's logits on that canvas (recomputed, as cache 'none' does)
    give `step_features` at each masked position of the step's window; the label is 1 when the position's
    argmax equals the reference's final token there.
-4. The head (decoding/learned_filter.py) is fit by binary cross-entropy with AdamW; the held-out samples'
+4. The head (decoding/filter_head.py) is fit by binary cross-entropy with AdamW; the held-out samples'
    loss and accuracy are logged.
 
     unmask train-filter --model tiny-arith --out runs/learn2pd    (then copy the two files beside the model)
@@ -25,7 +25,7 @@ import torch
 
 from unmask.bench.tasks import get_task
 from unmask.config import DecodeConfig
-from unmask.decoding.learned_filter import FILTER_FILE, FilterHead
+from unmask.decoding.filter_head import FILTER_FILE, FilterHead
 from unmask.errors import ConfigError
 from unmask.train.filter_data import collect, reference_data
 

@@ -1,5 +1,5 @@
 """The Learn2PD filter's training data: trajectories decoded through the engine, turned into per-position
-features (decoding/learned_filter.py `step_features`, the function the engine's rule calls) and labels."""
+features (decoding/filter_features.py `step_features`, the function the engine's rule calls) and labels."""
 from __future__ import annotations
 
 import time
@@ -7,7 +7,7 @@ import time
 import torch
 
 from unmask.config import DecodeConfig
-from unmask.decoding.learned_filter import step_features, token_stats
+from unmask.decoding.filter_features import step_features, token_stats
 from unmask.errors import ConfigError
 
 
