@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 FEATURES = ("p1", "margin", "entropy", "log_odds", "is_eos", "offset", "from_frontier", "masked_frac", "step",
-            "left_conf", "right_conf", "left_done", "right_done", "masked_left", "min_left_conf", "token_bucket")
+            "left_conf", "right_conf", "left_done", "right_done", "masked_left", "min_left_conf", "prev_known",
+            "prev_same", "prev_p1", "conf_rank", "token_bucket")   # a head reads a subset, token_bucket last
 TOKEN_BUCKETS = 128     # the argmax token's id modulo this indexes a small learned embedding (digits ≠ punctuation)
 LOG_ODDS_CLIP = 12.0
 STEP_SCALE = 16.0
@@ -31,7 +32,7 @@ def token_stats(logits: Tensor, eos_ids: tuple[int, ...]) -> Tensor:
 
 
 def step_features(stats: Tensor, predicted: Tensor, is_masked: Tensor, window: Tensor, window_step: Tensor,
-                  tokens: Tensor) -> Tensor:
+                  tokens: Tensor, previous: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """(B, G, len(FEATURES)) float64 for every generated position of a step.
 
     stats: (B, G, 5) `token_stats` scattered onto the region (anything where not predicted); tokens: (B, G) long,
@@ -40,7 +41,10 @@ def step_features(stats: Tensor, predicted: Tensor, is_masked: Tensor, window: T
     committed (or lies outside the region: the prompt on the left, the end on the right) counts as done with
     confidence 1; one that was not predicted counts as confidence 0. `masked_left` is the share of the window's
     masked positions left of the position, `min_left_conf` the lowest confidence among them (1 when none): a
-    token that depends on an unsure one before it is at risk.
+    token that depends on an unsure one before it is at risk. `previous`: the row's previous forward, (B, G) long
+    argmax (-1 where that forward did not predict the position, or there was none) and (B, G) top-1
+    probability; `prev_same` is 1 where the argmax has not changed since. `conf_rank`: how many of the window's
+    masked positions are surer, / the window's length (0: the surest).
     """
     B, G = is_masked.shape
     idx = torch.arange(G, device=is_masked.device).expand(B, G)
@@ -61,6 +65,23 @@ def step_features(stats: Tensor, predicted: Tensor, is_masked: Tensor, window: T
     masked_left = (open_.cumsum(-1) - open_) / length
     open_conf = torch.where(window & is_masked, conf, torch.ones_like(conf))
     min_left_conf = torch.cat([one, open_conf[:, :-1].cummin(-1).values], 1)
+    surer = (conf[:, None, :] > conf[:, :, None]) & (window & is_masked)[:, None, :]     # (B, G, G): j surer than i
+    conf_rank = surer.sum(-1).double() / length
+    prev_known, prev_same, prev_p1 = previous_features(predicted, tokens, previous)
     bucket = torch.where(predicted, tokens % TOKEN_BUCKETS, 0).double()
     return torch.cat([stats, torch.stack([offset, from_frontier, masked_frac, step, left_conf, right_conf,
-                                          left_done, right_done, masked_left, min_left_conf, bucket], -1)], -1)
+                                          left_done, right_done, masked_left, min_left_conf, prev_known, prev_same,
+                                          prev_p1, conf_rank, bucket], -1)], -1)
+
+
+def previous_features(predicted: Tensor, tokens: Tensor, previous: tuple[Tensor, Tensor] | None
+                      ) -> tuple[Tensor, Tensor, Tensor]:
+    """(B, G) float64 each: the previous forward predicted the position, its argmax was the same, its top-1
+    probability (all 0 where unknown)."""
+    if previous is None:
+        zero = torch.zeros(tokens.shape, dtype=torch.float64, device=tokens.device)
+        return zero, zero, zero
+    prev_tokens, prev_p1 = previous
+    known = predicted & (prev_tokens >= 0)
+    same = known & (prev_tokens == tokens)
+    return known.double(), same.double(), torch.where(known, prev_p1.double(), 0.0)

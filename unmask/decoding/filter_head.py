@@ -23,17 +23,20 @@ class FilterHead(nn.Module):
     """features (…, F) → logit (…) that the position's current argmax is final: the numeric features and a
     4-dim embedding of the token bucket (the last feature) through two hidden layers."""
 
-    def __init__(self, n_features: int = len(FEATURES), hidden: int = 32) -> None:
+    def __init__(self, features: tuple[str, ...] = FEATURES, hidden: int = 32) -> None:
         super().__init__()
-        self.n_features, self.hidden = n_features, hidden
+        self.features, self.hidden = check_features(features), hidden
+        self.columns = [FEATURES.index(name) for name in self.features]
         self.recommended_threshold: float | None = None   # the threshold its training validated, when known
         self.embed = nn.Embedding(TOKEN_BUCKETS, TOKEN_EMBED)
-        self.net = nn.Sequential(nn.Linear(n_features - 1 + TOKEN_EMBED, hidden), nn.GELU(), nn.Linear(hidden, hidden),
-                                 nn.GELU(), nn.Linear(hidden, 1))
+        self.net = nn.Sequential(nn.Linear(len(self.features) - 1 + TOKEN_EMBED, hidden), nn.GELU(),
+                                 nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
     def inputs(self, features: Tensor, dtype: torch.dtype) -> Tensor:
+        """All FEATURES (…, len(FEATURES)) → the head's input: its numeric columns and the bucket's embedding."""
         bucket = features[..., -1].long().clamp(0, TOKEN_BUCKETS - 1)
-        return torch.cat([features[..., :-1].to(dtype), self.embed.weight.to(dtype)[bucket]], -1)
+        numeric = features[..., self.columns[:-1]]
+        return torch.cat([numeric.to(dtype), self.embed.weight.to(dtype)[bucket]], -1)
 
     def forward(self, features: Tensor) -> Tensor:
         return self.net(self.inputs(features, self.embed.weight.dtype)).squeeze(-1)
@@ -54,9 +57,20 @@ class FilterHead(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_file({k: v.detach().float().contiguous() for k, v in self.state_dict().items()}, directory / FILTER_FILE)
-        config = {"method": "learn2pd", "features": list(FEATURES), "hidden": self.hidden, **(meta or {})}
+        config = {"method": "learn2pd", "features": list(self.features), "hidden": self.hidden, **(meta or {})}
         (directory / FILTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         return directory / FILTER_FILE
+
+
+def check_features(names) -> tuple[str, ...]:
+    """`names` as a tuple when it is a subset of FEATURES without repeats ending in token_bucket; ValueError."""
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"features must be a list of names, got {names!r}")
+    unknown = [n for n in names if n not in FEATURES]
+    if unknown or len(set(names)) != len(names) or not names or names[-1] != "token_bucket":
+        raise ValueError(f"features {list(names)} are not distinct names of {list(FEATURES)} ending in token_bucket"
+                         + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+    return tuple(names)
 
 
 def filter_file(path: str | Path) -> Path:
@@ -81,13 +95,14 @@ def load_filter(path: str | Path) -> FilterHead:
         raise CheckpointError(f"the Learn2PD filter at {weights_path} cannot be read: {e}") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{config_path} must be a JSON object, got {type(config).__name__}")
-    if config.get("features", list(FEATURES)) != list(FEATURES):
-        raise CheckpointError(f"{config_path} was trained on features {config.get('features')}; this unmask "
-                              f"computes {list(FEATURES)}: retrain it with `unmask train-filter`")
+    try:
+        features = check_features(config.get("features", FEATURES))
+    except ValueError as e:
+        raise CheckpointError(f"{config_path}: {e}; retrain it with `unmask train-filter`") from None
     hidden = config.get("hidden", weights.get("net.0.weight", torch.empty(32, 0)).shape[0])
     if not isinstance(hidden, int) or hidden < 1:
         raise CheckpointError(f"{config_path}: hidden must be a positive int, got {hidden!r}")
-    head = FilterHead(len(FEATURES), int(hidden))
+    head = FilterHead(features, int(hidden))
     expected = {k: tuple(v.shape) for k, v in head.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in weights.items()}
     if found != expected:

@@ -21,6 +21,8 @@ from unmask.decoding.filter_head import FILTER_FILE, FilterHead, load_filter
 from unmask.decoding.state import DecodeState
 from unmask.errors import ConfigError
 
+PREV_TOKENS, PREV_P1 = "learn2pd_argmax", "learn2pd_p1"   # state.memory keys: the row's previous forward
+
 
 @COMMIT.register("learned")
 class LearnedCommit(CommitPolicy):
@@ -44,14 +46,20 @@ class LearnedCommit(CommitPolicy):
         self.threshold = filter_threshold if filter_threshold is not None else fallback
 
     def final_probability(self, state: DecodeState, view) -> Tensor:
-        """(B, G) float64: the filter's probability that each position's argmax is final (0 where not predicted)."""
+        """(B, G) float64: the filter's probability that each position's argmax is final (0 where not predicted).
+        Keeps each row's argmax and top-1 probability in `state.memory` for the next step's `prev_*` features
+        (argmax + 1, so the zeros of a row that joins later read as unknown)."""
         stats_n = token_stats(view.logits, state.eos_ids)                                   # (B, N, 5)
         B, G = state.tokens.shape
         stats = stats_n.new_zeros(B, G, stats_n.shape[-1]).scatter(
             1, view.predicts[..., None].expand(-1, -1, stats_n.shape[-1]), stats_n)
         predicted = torch.zeros(B, G, dtype=torch.bool, device=stats.device).scatter(1, view.predicts, True)
         tokens = state.tokens.scatter(1, view.predicts, view.logits.argmax(-1))
-        features = step_features(stats, predicted, state.is_masked, view.window, state.window_step, tokens)
+        seen = state.memory.get(PREV_TOKENS)
+        previous = None if seen is None else (seen - 1, state.memory[PREV_P1])
+        features = step_features(stats, predicted, state.is_masked, view.window, state.window_step, tokens, previous)
+        state.memory[PREV_TOKENS] = torch.where(predicted, tokens + 1, 0)
+        state.memory[PREV_P1] = torch.where(predicted, stats[..., 0], 0.0)
         return torch.where(predicted, self.head.probability(features), 0.0)
 
     def select(self, scores: Tensor, candidates: Tensor, state: DecodeState, view=None) -> Tensor:

@@ -25,6 +25,7 @@ import torch
 
 from unmask.bench.tasks import get_task
 from unmask.config import DecodeConfig
+from unmask.decoding.filter_features import FEATURES
 from unmask.decoding.filter_head import FILTER_FILE, FilterHead
 from unmask.errors import ConfigError
 from unmask.train.filter_data import collect, reference_data
@@ -44,6 +45,7 @@ class FilterConfig:
     reference_every: int = 3            # keep every n-th step of the one-token-per-step reference as samples
     rounds: int = 2                     # rounds after the first add trajectories of the learned rule itself
     round_thresholds: tuple[float, ...] = (0.5, 0.8)
+    features: tuple[str, ...] = FEATURES  # the columns the head reads (token_bucket last)
     hidden: int = 32
     epochs: int = 30
     batch_size: int = 2048
@@ -63,7 +65,7 @@ def fit(x: torch.Tensor, y: torch.Tensor, cfg: FilterConfig) -> tuple[FilterHead
     n_val = max(1, len(y) // 10)
     val, train = order[:n_val], order[n_val:]
     torch.manual_seed(cfg.seed)
-    head = FilterHead(x.shape[1], cfg.hidden)
+    head = FilterHead(cfg.features, cfg.hidden)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     bce = torch.nn.functional.binary_cross_entropy_with_logits

@@ -49,18 +49,25 @@ def windows(states: torch.Tensor, mask_id: int, block: int) -> tuple[torch.Tenso
     return idx[None, :] // block == index[:, None], step
 
 
-def samples(llm, prompt: list[int], states: list[list[int]], final: list[int], block: int
+def samples(llm, prompt: list[int], states: list[list[int]], final: list[int], block: int, every: int = 1
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (N, F) and labels (N,) of the masked positions in each state's window."""
+    """Features (N, F) and labels (N,) of the masked positions in the window of every `every`-th state. The
+    `prev_*` features of state t come from the logits of state t-1 (the forward the decoder ran one step
+    before), none for the first state."""
     mask_id = llm.spec.mask_id
     canvas = torch.tensor(states)
     logits = llm.logits([prompt + s for s in states])[:, len(prompt):]            # (T, G, V)
     stats = token_stats(logits, llm.spec.eos_ids)
+    argmax = logits.argmax(-1)
     is_masked = canvas == mask_id
     window, step = windows(canvas, mask_id, block)
-    features = step_features(stats, torch.ones_like(is_masked), is_masked, window, step, logits.argmax(-1))
+    prev_tokens = torch.cat([torch.full_like(argmax[:1], -1), argmax[:-1]])
+    prev_p1 = torch.cat([torch.zeros_like(stats[:1, :, 0]), stats[:-1, :, 0]])
+    features = step_features(stats, torch.ones_like(is_masked), is_masked, window, step, argmax,
+                             (prev_tokens, prev_p1))
     keep = is_masked & window
-    label = logits.argmax(-1) == torch.tensor(final)[None, :]
+    keep[torch.arange(len(states)) % every != 0] = False
+    label = argmax == torch.tensor(final)[None, :]
     return features[keep].float(), label[keep].float()
 
 
@@ -92,7 +99,7 @@ def reference_data(llm, prompts: list[list[int]], cfg, gen_length: int
     finals = [c[-1] for c in runs]
     xs, ys = [], []
     for prompt, canvases, final in zip(prompts, runs, finals):
-        x, y = samples(llm, prompt, canvases[:-1][::cfg.reference_every], final, block)
+        x, y = samples(llm, prompt, canvases[:-1], final, block, every=cfg.reference_every)
         xs.append(x)
         ys.append(y)
     cfg.log(f"reference (one token per step, block {block}): {len(prompts)} prompts, "
