@@ -117,3 +117,25 @@ def test_the_trainer_computes_the_features_the_engines_rule_computed(tmp_path, m
     x, _ = samples(llm, prompt, canvases[:-1], canvases[-1], 16)
     assert x.shape == engine.shape
     assert torch.allclose(x.double(), engine, atol=1e-5)
+
+
+@pytest.mark.skipif("tiny-arith" not in bundled_models(), reason="tiny-arith asset not built")
+def test_sampling_every_third_state_keeps_their_features_and_labels_exactly():
+    from unmask import LLM, DecodeConfig
+    from unmask.train.filter_data import samples, trajectories
+
+    llm = LLM("tiny-arith", device="cpu")
+    prompt = llm.encode(["Tom has 17 cups. He loses 5 and doubles them. How many does he have?\n"])[0]
+    linear = DecodeConfig(gen_length=48, steps=24, block_length=16, commit="linear", stop_at_eos=False)
+    canvases = trajectories(llm, [prompt], linear)[0]                 # the reference rule, two tokens per step
+    states, final = canvases[:-1], canvases[-1]
+    assert len(states) == 24
+    x_all, y_all = samples(llm, prompt, states, final, 16)
+    x_3, y_3 = samples(llm, prompt, states, final, 16, every=3)
+    mask_id = llm.spec.mask_id
+    window = windows(torch.tensor(states), mask_id, 16)[0]
+    per_state = [int(((torch.tensor(s) == mask_id) & window[t]).sum()) for t, s in enumerate(states)]
+    rows = torch.cat([torch.full((n,), t) for t, n in enumerate(per_state)])
+    chosen = rows % 3 == 0
+    assert torch.allclose(x_3, x_all[chosen], atol=1e-6) and torch.equal(y_3, y_all[chosen])
+    assert x_all[rows > 0][:, FEATURES.index("prev_known")].sum() > 0         # later states know their previous

@@ -53,21 +53,27 @@ def samples(llm, prompt: list[int], states: list[list[int]], final: list[int], b
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features (N, F) and labels (N,) of the masked positions in the window of every `every`-th state. The
     `prev_*` features of state t come from the logits of state t-1 (the forward the decoder ran one step
-    before), none for the first state."""
+    before), none for the first state. Only the kept states and their predecessors are run through the model."""
     mask_id = llm.spec.mask_id
     canvas = torch.tensor(states)
-    logits = llm.logits([prompt + s for s in states])[:, len(prompt):]            # (T, G, V)
+    T = len(states)
+    kept = torch.arange(0, T, every)
+    needed = sorted(set(kept.tolist()) | {t - 1 for t in kept.tolist() if t > 0})
+    at = {t: i for i, t in enumerate(needed)}
+    logits = llm.logits([prompt + states[t] for t in needed])[:, len(prompt):]      # (len(needed), G, V)
     stats = token_stats(logits, llm.spec.eos_ids)
     argmax = logits.argmax(-1)
-    is_masked = canvas == mask_id
-    window, step = windows(canvas, mask_id, block)
-    prev_tokens = torch.cat([torch.full_like(argmax[:1], -1), argmax[:-1]])
-    prev_p1 = torch.cat([torch.zeros_like(stats[:1, :, 0]), stats[:-1, :, 0]])
-    features = step_features(stats, torch.ones_like(is_masked), is_masked, window, step, argmax,
+    now = torch.tensor([at[t] for t in kept.tolist()])
+    before = torch.tensor([at.get(t - 1, 0) for t in kept.tolist()])
+    first = (kept == 0)[:, None]
+    prev_tokens = torch.where(first, -1, argmax[before])
+    prev_p1 = torch.where(first, 0.0, stats[before, :, 0])
+    is_masked = canvas[kept] == mask_id
+    window, step = (w[kept] for w in windows(canvas, mask_id, block))
+    features = step_features(stats[now], torch.ones_like(is_masked), is_masked, window, step, argmax[now],
                              (prev_tokens, prev_p1))
     keep = is_masked & window
-    keep[torch.arange(len(states)) % every != 0] = False
-    label = argmax == torch.tensor(final)[None, :]
+    label = argmax[now] == torch.tensor(final)[None, :]
     return features[keep].float(), label[keep].float()
 
 
