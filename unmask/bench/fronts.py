@@ -102,7 +102,10 @@ def compare(records: Sequence[dict], reference: str, challenger: str) -> list[Ve
 
 
 def fmt(value: float | None, spec: str) -> str:
-    return "–" if value is None else format(value, spec)
+    """`value` formatted by `spec` ("+.1f%": a number already in percent, with its sign and a % sign); – for None."""
+    if value is None:
+        return "–"
+    return format(value, spec[:-1]) + "%" if spec.endswith("%") else format(value, spec)
 
 
 def table(rows: Sequence[Versus], reference: str) -> str:
@@ -117,7 +120,7 @@ def table(rows: Sequence[Versus], reference: str) -> str:
                                       f"{100 * q.high:+.1f}], p {fmt(q.p_value, '.2f')}")
         front = None if v.front_accuracy is None else 100 * v.front_accuracy
         lines.append(f"| {p.label} | {100 * p.score:.1f}% | {p.nfe:.2f} | {fmt(front, '.1f')} | "
-                     f"{fmt(gain, '+.1f')} | {fmt(v.front_nfe, '.2f')} | {fmt(saved, '+.1f')}% | {near} |")
+                     f"{fmt(gain, '+.1f')} | {fmt(v.front_nfe, '.2f')} | {fmt(saved, '+.1f%')} | {near} |")
     return "\n".join(lines)
 
 
