@@ -2,7 +2,8 @@
 
 A tiny MLP (decoding/filter_head.py) reads, for every masked position of a row's current window, features the
 decode loop already has (decoding/filter_features.py: its top-1 probability, margin, entropy, where it sits in
-the window, how far the window has got, its neighbours' confidences) and predicts whether the position's
+the window, how far the window has got, its neighbours' confidences, whether its argmax changed since the
+row's previous forward, which the rule keeps in the decode state) and predicts whether the position's
 current argmax already equals the token it will finally get. Positions the filter calls final (probability ≥
 `filter_threshold`) are committed, and always the one it is surest of. The head is trained post hoc on the
 teacher's own decoding trajectories (`unmask train-filter`, unmask/train/filter.py) and ships beside the model.
