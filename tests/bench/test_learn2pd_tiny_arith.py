@@ -43,4 +43,4 @@ def test_the_filter_is_found_by_model_name_and_a_model_without_one_is_refused():
     if "tiny-arith-bd" in bundled_models():
         with pytest.raises(ConfigError, match="train-filter"):
             LLM("tiny-arith-bd", device="cpu").generate(prompt, DecodeConfig(gen_length=48, block_length=16,
-                                                                             commit="learned", cache="block-causal"))
+                                                                             commit="learned", cache="none"))

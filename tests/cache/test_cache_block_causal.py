@@ -20,7 +20,9 @@ COMMIT_KNOBS = {"linear": {"steps": 16}, "eb": {"alg": "entropy", "eb_gamma": 0.
                 "entropy-threshold": {"alg": "entropy", "threshold": 1.0},
                 "learned": {"learned_filter": "tiny-arith", "filter_threshold": 0.5}}
 NOT_EXACT = {"klass": "compares predictions of positions before their block opens (refused by the cache)",
-             "slowfast": "drops the masked suffix from its fast steps' input (refused by every cache but none)"}
+             "slowfast": "drops the masked suffix from its fast steps' input (refused by every cache but none)",
+             "learned": "reads the previous forward's predictions of positions before their block opens (refused by "
+                        "the cache)"}
 
 
 def test_block_causal_mask_follows_each_rows_positions():
@@ -71,6 +73,8 @@ def test_caches_refuse_the_wrong_attention():
         run(full_model, full_spec, DecodeConfig(**BASE, cache="block-causal"))
     with pytest.raises(ConfigError, match="klass"):
         DecodeConfig(**BASE, cache="block-causal", commit="klass")
+    with pytest.raises(ConfigError, match="commit 'learned' reads"):
+        DecodeConfig(**BASE, cache="block-causal", commit="learned")
 
 
 @pytest.mark.parametrize("arch", ["llada", "dream"])

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from unmask.decoding import COMMIT, DecodeState
-from unmask.decoding.learned_filter import (FEATURES, FILTER_CONFIG, FILTER_FILE, FilterHead, LearnedCommit,
-                                            load_filter, step_features, token_stats)
+from unmask.decoding.filter_features import FEATURES, step_features, token_stats
+from unmask.decoding.filter_head import FILTER_CONFIG, FILTER_FILE, FilterHead, load_filter
+from unmask.decoding.learned_filter import LearnedCommit
 from unmask.decoding.remask import StepView
 from unmask.errors import CheckpointError, ConfigError
 
@@ -122,3 +123,62 @@ def test_learned_rule_without_a_filter_or_with_sampling_is_refused():
     with pytest.raises(ConfigError, match="temperature"):
         DecodeConfig(commit="learned", temperature=1.0)
     assert COMMIT.get("learned") is LearnedCommit
+
+
+def test_previous_forward_and_rank_features_by_hand():
+    # one row, G = 4, all in the window; position 1 committed. The previous forward predicted 0..2 (3 unknown)
+    stats = torch.zeros(1, 4, 5, dtype=torch.float64)
+    stats[0, :, 0] = torch.tensor([0.5, 0.9, 0.7, 0.6])
+    is_masked = torch.tensor([[True, False, True, True]])
+    window = torch.ones(1, 4, dtype=torch.bool)
+    tokens = torch.tensor([[3, 4, 7, 5]])
+    previous = (torch.tensor([[3, 4, 6, -1]]), torch.tensor([[0.4, 0.8, 0.3, 0.9]], dtype=torch.float64))
+    f = step_features(stats, torch.ones_like(is_masked), is_masked, window, torch.tensor([1]), tokens, previous)[0]
+    col = {name: i for i, name in enumerate(FEATURES)}
+    assert f[:, col["prev_known"]].tolist() == [1, 1, 1, 0]
+    assert f[:, col["prev_same"]].tolist() == [1, 1, 0, 0]                           # 2 changed 6 → 7
+    assert f[:, col["prev_p1"]].tolist() == pytest.approx([0.4, 0.8, 0.3, 0])
+    assert f[:, col["conf_rank"]].tolist() == pytest.approx([2 / 4, 0, 0, 1 / 4])   # open: 0.5, 0.7, 0.6
+    first = step_features(stats, torch.ones_like(is_masked), is_masked, window, torch.tensor([0]), tokens)[0]
+    assert first[:, [col["prev_known"], col["prev_same"], col["prev_p1"]]].abs().sum() == 0   # no previous forward
+
+
+def stability_head(at: float = 0.5) -> FilterHead:
+    """A head over (prev_same, token_bucket) that calls a position final exactly when its argmax is unchanged."""
+    head = FilterHead(("prev_same", "token_bucket"))
+    with torch.no_grad():
+        for layer in (head.net[0], head.net[2], head.net[4]):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        head.net[0].weight[0, 0], head.net[0].bias[0] = 1.0, 100.0
+        head.net[2].weight[0, 0] = 1.0
+        head.net[4].weight[0, 0], head.net[4].bias[0] = 40.0, -40.0 * (100.0 + at)
+    return head
+
+
+def test_the_rule_remembers_each_rows_previous_argmax_across_steps():
+    rule = LearnedCommit(stability_head(), filter_threshold=0.5)
+    state = DecodeState.start(1, 4, mask_id=5, eos_ids=(0,), device="cpu")
+    candidates = torch.ones(1, 4, dtype=torch.bool)
+    first = probs_with_top([0.6, 0.7, 0.8, 0.9])                          # argmax 2 everywhere
+    assert rule.select(None, candidates, state, view_for(first)).sum() == 1   # nothing known yet: the surest one
+    second = first.clone()
+    second[0, 1] = second[0, 1].flip(-1)                                  # position 1's argmax moves to 3
+    assert rule.select(None, candidates, state, view_for(second)).tolist() == [[True, False, True, True]]
+    joined = DecodeState.cat(state, DecodeState.start(1, 4, mask_id=5, eos_ids=(0,), device="cpu"))
+    both = torch.cat([second, second])
+    chosen = rule.select(None, candidates.expand(2, 4), joined, view_for(both))
+    assert chosen[0].tolist() == [True, True, True, True] and chosen[1].sum() == 1   # the new row knows nothing
+
+
+def test_a_filter_reads_the_features_its_json_lists_and_bad_lists_are_refused(tmp_path):
+    head = stability_head()
+    head.save(tmp_path)
+    loaded = load_filter(tmp_path)
+    assert loaded.features == ("prev_same", "token_bucket")
+    x = torch.rand(5, len(FEATURES), dtype=torch.float64)
+    assert torch.equal(loaded.probability(x), head.probability(x))
+    for bad in ('["p1", "nope", "token_bucket"]', '["token_bucket", "p1"]', '["p1", "p1", "token_bucket"]', '"p1"'):
+        (tmp_path / FILTER_CONFIG).write_text('{"features": %s}' % bad)
+        with pytest.raises(CheckpointError, match="features"):
+            load_filter(tmp_path)

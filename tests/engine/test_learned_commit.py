@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "cache"))
 from cache_tiny import tiny  # noqa: E402
 
 from unmask.config import DecodeConfig  # noqa: E402
-from unmask.decoding.learned_filter import FILTER_FILE, FilterHead  # noqa: E402
+from unmask.decoding.filter_head import FILTER_FILE, FilterHead  # noqa: E402
 from unmask.engine.engine import Engine  # noqa: E402
 from unmask.errors import ConfigError  # noqa: E402
 

@@ -2,6 +2,8 @@
 
     unmask bench --model tiny-arith                       # the default story list (unmask/bench/configs.py)
     unmask bench --model M --task arith --preset llada,fast-dllm --sweep threshold=0.5,0.7,0.9 --limit 50
+    unmask bench --model tiny-arith --preset fast-dllm,learn2pd --sweep fast-dllm:threshold=0.8,0.9 \
+        --sweep learn2pd:filter_threshold=0.95,0.98 --no-baseline     # two fronts in one run
 
 stdout: the Markdown table, then one line of JSON holding every record (the document of report.py).
 stderr: progress and the paths written. Exit 0 on success; the caller maps UnmaskError to exit 2.
@@ -37,8 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="task constructor argument, e.g. path=data/gsm8k for gsm8k (repeatable)")
     p.add_argument("--preset", metavar="A,B,…",
                    help="comma-separated presets to compare (default: llada, fixed k tokens/step, fast-dllm)")
-    p.add_argument("--sweep", action="append", metavar="KEY=V1,V2,…",
-                   help="one config per value for each preset (repeatable; several sweeps multiply)")
+    p.add_argument("--sweep", action="append", metavar="[PRESET:]KEY=V1,V2,…",
+                   help="one config per value for each preset, or only for PRESET's configs (repeatable; "
+                        "several sweeps multiply)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_",
                    help="a DecodeConfig field for every config, baseline included (repeatable)")
     p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"examples (default {DEFAULT_LIMIT})")

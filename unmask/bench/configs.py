@@ -3,7 +3,10 @@
 Every config is fitted to the task first: `gen_length` = the task's, `steps` = gen_length for the quota
 rules (one token per step), and `block_length` = 16 when 16 divides gen_length, else gen_length (one
 block). `--set key=value` is applied last, to every config; `--sweep key=v1,v2` turns each listed
-config into one config per value (several sweeps multiply).
+config into one config per value (several sweeps multiply). `--sweep preset:key=v1,v2` sweeps only the
+configs of that preset (its family: "fast-dllm t=0.7" is fast-dllm's, "k=4" llada's), so one run can hold
+two rules' fronts, e.g. `--preset fast-dllm,learn2pd --sweep fast-dllm:threshold=0.8,0.9 --sweep
+learn2pd:filter_threshold=0.95,0.98`. A key is swept either for every preset or per preset, not both.
 
 The baseline, `llada` at one token per step, is always measured first in the same run with the same
 `--set` (never swept) unless `baseline=False` (`--no-baseline`).
@@ -38,19 +41,43 @@ BASELINE = "llada"
 Config = tuple[str, DecodeConfig]  # (label, config)
 
 
+def split_scope(key: str) -> tuple[str | None, str]:
+    """"learn2pd:filter_threshold" → ("learn2pd", "filter_threshold"); "threshold" → (None, "threshold")."""
+    scope, sep, name = key.rpartition(":")
+    return (scope, name) if sep else (None, key)
+
+
 def parse_sweeps(items: list[str] | None) -> dict[str, list[Any]]:
-    """["threshold=0.7,0.9"] → {"threshold": [0.7, 0.9]}."""
+    """["threshold=0.7,0.9", "learn2pd:filter_threshold=0.95"] → {"threshold": [0.7, 0.9],
+    "learn2pd:filter_threshold": [0.95]}: a key with a preset before ':' sweeps that preset's configs only."""
     sweeps: dict[str, list[Any]] = {}
     for item in items or []:
         key, value = split_assignment(item, "--sweep")
-        key = key.replace("-", "_")
+        scope, name = split_scope(key)
+        name = name.strip().replace("-", "_")
+        if scope is not None and (not scope.strip() or not name):
+            raise ConfigError(f"--sweep {item!r}: write preset:key=v1,v2 (a preset and a key around ':')")
+        if scope is not None and scope.strip() not in PRESETS:
+            raise ConfigError(f"--sweep {item!r}: unknown preset {scope!r}; choose from: {', '.join(sorted(PRESETS))}")
+        key = name if scope is None else f"{scope.strip()}:{name}"
         if key in sweeps:
             raise ConfigError(f"--sweep {key} is given twice; list all its values in one flag: {key}=v1,v2")
         parts = [v for v in value.split(",") if v.strip()]
         if not parts:
             raise ConfigError(f"--sweep expects key=v1,v2,…, got {item!r}")
-        sweeps[key] = [parse_field(key, v, "--sweep") for v in parts]
+        sweeps[key] = [parse_field(name, v, "--sweep") for v in parts]
+    check_sweep_keys(sweeps)
     return sweeps
+
+
+def check_sweep_keys(sweeps: dict[str, list[Any]]) -> None:
+    """A key swept for every preset must not also be swept per preset (which values would a config take?)."""
+    every = {key for key in sweeps if split_scope(key)[0] is None}
+    for key in sweeps:
+        scope, name = split_scope(key)
+        if scope is not None and name in every:
+            raise ConfigError(f"--sweep {name} is given both for every preset and for {scope}; sweep it per "
+                              f"preset ({scope}:{name}=…) or for all, not both")
 
 
 def parse_presets(text: str | None) -> list[str] | None:
@@ -116,17 +143,21 @@ class BenchSpec:
 
     def configs(self, task_gen_length: int) -> list[Config]:
         """Every (label, DecodeConfig) of the run, baseline first; raises ConfigError naming the bad config."""
-        both = sorted(set(self.sweep) & set(self.overrides))
+        check_sweep_keys(self.sweep)
+        both = sorted({split_scope(key)[1] for key in self.sweep} & set(self.overrides))
         if both:
             raise ConfigError(f"{', '.join(both)} given both in --set and --sweep; use one of them")
         out: list[Config] = []
         if self.baseline:
             gen, block = self._shape({}, task_gen_length)
             out.append((BASELINE, build(BASELINE, {**fitted(BASELINE, gen, block), **self.overrides})))
-        listed = [(point, self._listed(*self._shape(point, task_gen_length))) for point in self._points()]
-        labels = list(dict.fromkeys(label for _, rows in listed for label in rows))
+        shared = self._points(None)
+        labels = list(dict.fromkeys(label for point in shared for label in self._listed(
+            *self._shape(point, task_gen_length))))
+        self._check_scopes(labels)
         for label in labels:  # preset-major: each preset's sweep points stay together
-            for point, rows in listed:
+            for point in (p | own for p in shared for own in self._points(family_of(label))):
+                rows = self._listed(*self._shape(point, task_gen_length))
                 if label not in rows:
                     continue
                 name = " ".join([label, *(f"{k}={v}" for k, v in point.items())])
@@ -136,6 +167,15 @@ class BenchSpec:
         if not out:
             raise ConfigError("nothing to run: no preset given and the baseline is off")
         return out
+
+    def _check_scopes(self, labels: list[str]) -> None:
+        """Every preset a scoped sweep names is one of the run's (else the sweep would silently do nothing)."""
+        families = list(dict.fromkeys(family_of(label) for label in labels))
+        for key in self.sweep:
+            scope, name = split_scope(key)
+            if scope is not None and scope not in families:
+                raise ConfigError(f"--sweep {key}: preset {scope!r} is not in this run (its presets: "
+                                  f"{', '.join(families) or 'none'}); add it with --preset")
 
     def _shape(self, point: dict[str, Any], task_gen_length: int) -> tuple[int, int]:
         """(gen_length, block_length) for one sweep point: --set / --sweep values, else the task's and the default."""
@@ -152,6 +192,8 @@ class BenchSpec:
             else default_list(gen, block)
         return dict(rows)
 
-    def _points(self) -> list[dict[str, Any]]:
-        keys = list(self.sweep)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.sweep[k] for k in keys))]
+    def _points(self, scope: str | None) -> list[dict[str, Any]]:
+        """The sweep points of the keys swept for every preset (scope None) or for the preset `scope` only."""
+        keys = [key for key in self.sweep if split_scope(key)[0] == scope]
+        names = [split_scope(key)[1] for key in keys]
+        return [dict(zip(names, combo)) for combo in itertools.product(*(self.sweep[k] for k in keys))]

@@ -27,9 +27,20 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
     return front
 
 
+def family_lines(records: list[BenchRecord], costs: list[float]) -> dict[str, list[int]]:
+    """Family → the indices of its records by rising cost, for families with two points or more (a sweep)."""
+    families: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        families.setdefault(r.family or r.label, []).append(i)
+    return {f: sorted(ix, key=lambda i: costs[i]) for f, ix in families.items() if len(ix) > 1}
+
+
 def _panel(ax, records: list[BenchRecord], costs: list[float], xlabel: str) -> None:
     scores = [r.score for r in records]
     front = pareto_front(costs, scores)
+    for n, (family, ix) in enumerate(family_lines(records, costs).items()):   # each sweep as a thin line
+        ax.plot([costs[i] for i in ix], [scores[i] for i in ix], "--", lw=1.2, color=f"C{(n + 2) % 10}",
+                zorder=0, label=f"{family} sweep")
     ax.plot([costs[i] for i in front], [scores[i] for i in front], "-", color="tab:orange", lw=1.5,
             zorder=1, label="Pareto front (orange); ★ baseline")
     for rank, i in enumerate(sorted(range(len(records)), key=lambda j: costs[j])):
@@ -43,7 +54,10 @@ def _panel(ax, records: list[BenchRecord], costs: list[float], xlabel: str) -> N
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("score")
-    ax.set_ylim(-0.05, 1.08)
+    if scores and min(scores) > 0.5:   # every config scores high: zoom in, or the fronts sit on one line at the top
+        ax.set_ylim(min(scores) - 0.02, min(max(scores) + 0.02, 1.02))
+    else:
+        ax.set_ylim(-0.05, 1.08)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=7)
 

@@ -49,6 +49,10 @@ class BlockCausalCache(Cache):
             raise ConfigError("cache 'block-causal' predicts only the current block, and commit 'klass' compares "
                               "each position's predictions across steps, including steps before its block opened; "
                               "use cache 'none' with klass")
+        if cfg.commit == "learned":
+            raise ConfigError("cache 'block-causal' predicts only the current block, and commit 'learned' reads each "
+                              "position's prediction of the row's previous forward (its prev_* features), taken "
+                              "before its block opened; use cache 'none' with learned")
 
     @classmethod
     def check_spec(cls, spec: DiffusionSpec) -> None:

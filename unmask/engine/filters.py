@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from unmask.config import DecodeConfig
-from unmask.decoding.learned_filter import FILTER_FILE, FilterHead, filter_file, load_filter
+from unmask.decoding.filter_head import FILTER_FILE, FilterHead, filter_file, load_filter
 from unmask.errors import CheckpointError, ConfigError
 from unmask.models.resolve import ASSETS, bundled_models
 

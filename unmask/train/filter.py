@@ -8,7 +8,7 @@
 3. Samples: for every recorded step, the teacher's logits on that canvas (recomputed, as cache 'none' does)
    give `step_features` at each masked position of the step's window; the label is 1 when the position's
    argmax equals the reference's final token there.
-4. The head (decoding/learned_filter.py) is fit by binary cross-entropy with AdamW; the held-out samples'
+4. The head (decoding/filter_head.py) is fit by binary cross-entropy with AdamW; the held-out samples'
    loss and accuracy are logged.
 
     unmask train-filter --model tiny-arith --out runs/learn2pd    (then copy the two files beside the model)
@@ -25,7 +25,8 @@ import torch
 
 from unmask.bench.tasks import get_task
 from unmask.config import DecodeConfig
-from unmask.decoding.learned_filter import FILTER_FILE, FilterHead
+from unmask.decoding.filter_features import FEATURES
+from unmask.decoding.filter_head import FILTER_FILE, FilterHead
 from unmask.errors import ConfigError
 from unmask.train.filter_data import collect, reference_data
 
@@ -44,6 +45,7 @@ class FilterConfig:
     reference_every: int = 3            # keep every n-th step of the one-token-per-step reference as samples
     rounds: int = 2                     # rounds after the first add trajectories of the learned rule itself
     round_thresholds: tuple[float, ...] = (0.5, 0.8)
+    features: tuple[str, ...] = FEATURES  # the columns the head reads (token_bucket last)
     hidden: int = 32
     epochs: int = 30
     batch_size: int = 2048
@@ -63,7 +65,7 @@ def fit(x: torch.Tensor, y: torch.Tensor, cfg: FilterConfig) -> tuple[FilterHead
     n_val = max(1, len(y) // 10)
     val, train = order[:n_val], order[n_val:]
     torch.manual_seed(cfg.seed)
-    head = FilterHead(x.shape[1], cfg.hidden)
+    head = FilterHead(cfg.features, cfg.hidden)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     bce = torch.nn.functional.binary_cross_entropy_with_logits

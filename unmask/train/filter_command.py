@@ -9,11 +9,13 @@ import argparse
 from dataclasses import fields
 from typing import Any
 
+from unmask.decoding.filter_head import check_features
 from unmask.errors import ConfigError
 from unmask.outputs import check_output_dir
 from unmask.train.filter import FilterConfig
 
-LISTS = {"teachers": (str, ";"), "round_thresholds": (float, ","), "val_thresholds": (float, ",")}   # tuple fields: item type, separator
+LISTS = {"teachers": (str, ";"), "round_thresholds": (float, ","), "val_thresholds": (float, ","),
+         "features": (str, ",")}   # tuple fields: item type, separator
 
 
 def register(subparsers: Any) -> str:
@@ -57,6 +59,10 @@ def config_from(args: argparse.Namespace) -> FilterConfig:
         raise ConfigError(f"--block-length must be ≥ 0 (0: one window), got {values['block_length']}")
     if not values["lr"] > 0:
         raise ConfigError(f"--lr must be > 0, got {values['lr']}")
+    try:
+        check_features(values["features"])
+    except ValueError as e:
+        raise ConfigError(f"--features: {e}") from None
     return FilterConfig(**values)
 
 

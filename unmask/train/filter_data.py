@@ -1,5 +1,5 @@
 """The Learn2PD filter's training data: trajectories decoded through the engine, turned into per-position
-features (decoding/learned_filter.py `step_features`, the function the engine's rule calls) and labels."""
+features (decoding/filter_features.py `step_features`, the function the engine's rule calls) and labels."""
 from __future__ import annotations
 
 import time
@@ -7,7 +7,7 @@ import time
 import torch
 
 from unmask.config import DecodeConfig
-from unmask.decoding.learned_filter import step_features, token_stats
+from unmask.decoding.filter_features import step_features, token_stats
 from unmask.errors import ConfigError
 
 
@@ -49,18 +49,31 @@ def windows(states: torch.Tensor, mask_id: int, block: int) -> tuple[torch.Tenso
     return idx[None, :] // block == index[:, None], step
 
 
-def samples(llm, prompt: list[int], states: list[list[int]], final: list[int], block: int
+def samples(llm, prompt: list[int], states: list[list[int]], final: list[int], block: int, every: int = 1
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (N, F) and labels (N,) of the masked positions in each state's window."""
+    """Features (N, F) and labels (N,) of the masked positions in the window of every `every`-th state. The
+    `prev_*` features of state t come from the logits of state t-1 (the forward the decoder ran one step
+    before), none for the first state. Only the kept states and their predecessors are run through the model."""
     mask_id = llm.spec.mask_id
     canvas = torch.tensor(states)
-    logits = llm.logits([prompt + s for s in states])[:, len(prompt):]            # (T, G, V)
+    T = len(states)
+    kept = torch.arange(0, T, every)
+    needed = sorted(set(kept.tolist()) | {t - 1 for t in kept.tolist() if t > 0})
+    at = {t: i for i, t in enumerate(needed)}
+    logits = llm.logits([prompt + states[t] for t in needed])[:, len(prompt):]      # (len(needed), G, V)
     stats = token_stats(logits, llm.spec.eos_ids)
-    is_masked = canvas == mask_id
-    window, step = windows(canvas, mask_id, block)
-    features = step_features(stats, torch.ones_like(is_masked), is_masked, window, step, logits.argmax(-1))
+    argmax = logits.argmax(-1)
+    now = torch.tensor([at[t] for t in kept.tolist()])
+    before = torch.tensor([at.get(t - 1, 0) for t in kept.tolist()])
+    first = (kept == 0)[:, None]
+    prev_tokens = torch.where(first, -1, argmax[before])
+    prev_p1 = torch.where(first, 0.0, stats[before, :, 0])
+    is_masked = canvas[kept] == mask_id
+    window, step = (w[kept] for w in windows(canvas, mask_id, block))
+    features = step_features(stats[now], torch.ones_like(is_masked), is_masked, window, step, argmax[now],
+                             (prev_tokens, prev_p1))
     keep = is_masked & window
-    label = logits.argmax(-1) == torch.tensor(final)[None, :]
+    label = argmax[now] == torch.tensor(final)[None, :]
     return features[keep].float(), label[keep].float()
 
 
@@ -92,7 +105,7 @@ def reference_data(llm, prompts: list[list[int]], cfg, gen_length: int
     finals = [c[-1] for c in runs]
     xs, ys = [], []
     for prompt, canvases, final in zip(prompts, runs, finals):
-        x, y = samples(llm, prompt, canvases[:-1][::cfg.reference_every], final, block)
+        x, y = samples(llm, prompt, canvases[:-1], final, block, every=cfg.reference_every)
         xs.append(x)
         ys.append(y)
     cfg.log(f"reference (one token per step, block {block}): {len(prompts)} prompts, "
