@@ -172,6 +172,10 @@ class Runner:
         if not self.compile:
             return self.model, None
         key = configuration(parts)
+        if parts.latent is not None:
+            self.fallbacks.setdefault(key, "a λ-conditioned model: each step draws λ per row from the rows' "
+                                           "generators, then runs the compiled forward")
+            return self._forward, None
         if parts.guidance is not None or parts.remask.shadow or parts.verify is not None:
             self.fallbacks.setdefault(key, "guidance, a shadow block or an AR verifier: the step runs its own "
                                            "forwards (the verifier's on the host)")
@@ -202,4 +206,5 @@ def configuration(parts) -> tuple:
     return (type(parts.cache).__name__, type(parts.commit).__name__, type(parts.score).__name__,
             type(parts.fusion).__name__, type(parts.remask).__name__, "eotp" if parts.eotp is not None else "",
             type(parts.verify.rule).__name__ if parts.verify is not None else "", "sampled" if random else "argmax",
+            "latent" if parts.latent is not None else "",
             "guided" if parts.guidance is not None else "unguided")
