@@ -87,6 +87,17 @@ def test_the_seed_picks_the_lambdas_and_so_the_tokens(llm) -> None:
     assert decode(llm, [(PROMPTS[1], 5)], DecodeConfig(**BASE)) == [outs[5]]
 
 
+def test_the_compiled_runner_runs_a_lambda_model_through_its_compiled_forward(llm) -> None:
+    from unmask.engine.build import build_parts
+    from unmask.engine.runner import Runner
+
+    runner = Runner(llm.model, llm.spec, compile=True, backend="eager")
+    model, core = runner.functions(build_parts(DecodeConfig(**BASE), llm.spec, []))
+    assert model is runner._forward and core is None
+    assert any("λ-conditioned" in why for why in runner.fallbacks.values())
+
+
+@pytest.mark.slow
 def test_compiled_runner_falls_back_to_the_compiled_forward_with_the_same_tokens(latent_dir) -> None:
     from unmask.engine import runner
 

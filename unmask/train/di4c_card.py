@@ -26,13 +26,13 @@ def curve_rows(out: Path, points: int = 12) -> list[str]:
     shown = {r["step"]: r for r in losses[every - 1::every] + losses[-1:]}
     few = sorted({k.split("/")[0] for r in evals.values() for k in r if k.endswith("/accuracy")},
                  key=lambda name: (name != "one-shot", name))
-    rows = ["| step | loss (mean of last 50 logged) | distil KL | consistency | "
+    parts = [p for p in ("distil", "consistency", "data") if any(p in r for r in losses)]
+    rows = ["| step | loss (mean of last 50 logged) | " + " | ".join(parts) + " | "
             + " | ".join(f"{name} accuracy" for name in few) + " |",
-            "|---|---|---|---|" + "---|" * len(few)]
+            "|---|---|" + "---|" * (len(parts) + len(few))]
     for step in sorted(set(shown) | set(evals)):
         r, e = shown.get(step, {}), evals.get(step, {})
-        cells = [f"{r['loss']:.4f}" if "loss" in r else "", f"{r['distil']:.4f}" if "distil" in r else "",
-                 f"{r['consistency']:.3f}" if "consistency" in r else ""]
+        cells = [f"{r['loss']:.4f}" if "loss" in r else ""] + [f"{r[p]:.4f}" if p in r else "" for p in parts]
         cells += [f"{e[f'{name}/accuracy']:.3f}" if f"{name}/accuracy" in e else "" for name in few]
         rows.append(f"| {step} | " + " | ".join(cells) + " |")
     return ["## Training curve", "", *rows, ""]
@@ -46,8 +46,8 @@ def last_loss(out: Path) -> dict[str, Any]:
 
 def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
     out = Path(cfg.out)
-    ev, final = stats.get("eval", {}), {**last_loss(out), **{k: v for k, v in stats.items() if k in ("loss", "distil",
-                                                                                               "consistency")}}
+    ev = stats.get("eval", {})
+    final = {**last_loss(out), **{k: v for k, v in stats.items() if k in ("loss", "distil", "consistency", "data")}}
     size = (out / "model.safetensors").stat().st_size
     lines = [
         f"# {out.name}", "",
@@ -66,13 +66,14 @@ def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
         f"- loss (train/di4c.py): KL(teacher ‖ mixture of {cfg.latents} λ-components) on the masked positions + "
         f"{cfg.consistency_weight} × the mixture's negative log-likelihood of a two-step sample (a teacher step "
         f"revealing {cfg.teacher_fraction:.0%} of the masked positions, order `{cfg.teacher_order}`, then the "
-        f"student; draws at temperature {cfg.teacher_temperature})",
+        f"student; draws at temperature {cfg.teacher_temperature})"
+        + (f" + {cfg.data_weight} × the mixture's negative log-likelihood of the true answer" if cfg.data_weight else ""),
         f"- seed {cfg.seed}; {cfg.steps} steps × {cfg.batch_size} problems; AdamW β=(0.9, 0.95), lr {cfg.lr} with "
         f"{cfg.warmup} warm-up steps then cosine to {cfg.lr * cfg.min_lr_ratio:g}, weight decay {cfg.weight_decay}, "
         f"grad clip {cfg.grad_clip}; full fine-tune from the teacher's weights, the λ projection starting at zero",
-        f"- final loss (mean of the last 50 logged steps): {final.get('loss', float('nan')):.4f} (distil "
-        f"{final.get('distil', float('nan')):.4f}, consistency {final.get('consistency', float('nan')):.3f} at the "
-        "last logged step)",
+        f"- final loss (mean of the last 50 logged steps): {final.get('loss', float('nan')):.4f} ("
+        + ", ".join(f"{p} {final[p]:.4f}" for p in ("distil", "consistency", "data") if p in final)
+        + " at the last logged step)",
         f"- wall time {stats.get('wall_s', 0) / 60:.1f} min; hardware: {hardware(cfg.threads)}; torch {torch.__version__}",
         "", *curve_rows(out),
         f"## Test accuracy ({ev.get('n', 0)} unseen test problems, gen_length 48, seed 0)", "",
