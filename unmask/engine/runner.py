@@ -205,6 +205,6 @@ def configuration(parts) -> tuple:
     random = parts.sampler.temperature > 0
     return (type(parts.cache).__name__, type(parts.commit).__name__, type(parts.score).__name__,
             type(parts.fusion).__name__, type(parts.remask).__name__, "eotp" if parts.eotp is not None else "",
-            type(parts.verify.rule).__name__ if parts.verify is not None else "", "sampled" if random else "argmax",
-            "latent" if parts.latent is not None else "",
+            type(parts.verify.rule).__name__ if parts.verify is not None else "",
+            "latent" if parts.latent is not None else "", "sampled" if random else "argmax",
             "guided" if parts.guidance is not None else "unguided")
