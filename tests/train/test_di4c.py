@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
-from unmask.train.di4c import (LatentConditioned, di4c_loss, latent_features, mixture_log_likelihood,
-                               sample_one_step, teacher_step)
+from unmask.train.char_tokenizer import MASK_ID
+
+from unmask.train.di4c import (answer_denoiser, di4c_batch_loss, di4c_loss, latent_features,
+                               mixture_log_likelihood, sample_one_step, teacher_step)
 
 MASK = 2  # tokens 0 and 1; 2 is [MASK] (input only)
 
@@ -99,14 +102,53 @@ def test_mixture_likelihood_and_teacher_step_by_hand() -> None:
     assert x_u[1, 0] == 1 and x_u[1, 2] == 0 and set(x_u[x != x_u].tolist()) == {1}
 
 
-def test_latent_conditioned_decoder_starts_as_the_model_and_then_depends_on_lambda() -> None:
-    from tests.train.test_mdlm import tiny_model
+def test_confidence_order_reveals_the_teachers_surest_draws_and_temperature_zero_is_argmax() -> None:
+    x = torch.full((1, 4), MASK)
+    probs = torch.tensor([[[0.6, 0.4], [0.05, 0.95], [0.3, 0.7], [0.9, 0.1]]])                   # (1, 4, 2)
+    x_u = teacher_step(x, probs.log(), x == MASK, 0.5, MASK, torch.Generator().manual_seed(0), 0.0, "confidence")
+    assert x_u.tolist() == [[MASK, 1, MASK, 0]]        # the two surest positions, each at its argmax
 
-    base = tiny_model()
-    student = LatentConditioned(base)
-    ids, pos = torch.tensor([[5, 6, 7, MASK]]), torch.arange(4)[None]
+
+def test_data_term_is_the_mixture_likelihood_of_the_clean_rows() -> None:
+    gen = torch.Generator().manual_seed(3)
+    x_0 = torch.tensor([[0, 0], [1, 1]])
+    masked = torch.tensor([[True, True], [True, False]])
+    x_t = x_0.masked_fill(masked, MASK)
+    student = Student(use_latent=True)
+    base, parts = di4c_loss(student, teacher, x_t, masked, MASK, torch.Generator().manual_seed(3), latents=4)
+    both, parts_d = di4c_loss(student, teacher, x_t, masked, MASK, gen, latents=4, x_0=x_0, data_weight=2.0)
+    lam = torch.rand(2 * 4, generator=torch.Generator().manual_seed(3))     # di4c_loss's first draw: the λ_k
+    logp = student(x_t.repeat_interleave(4, 0), lam).log_softmax(-1).view(2, 4, 2, 2)
+    by_hand = -mixture_log_likelihood(logp, x_0, masked).mean()
+    assert parts_d["data"] == pytest.approx(by_hand.item(), rel=1e-5)
+    assert both.item() == pytest.approx(base.item() + 2.0 * by_hand.item(), rel=1e-5)
+    assert "data" not in parts
+
+
+def test_lambda_input_starts_at_zero_in_a_student_of_the_teacher_and_then_matters(tmp_path) -> None:
+    """A di4c student is the teacher's DecoderLM plus a λ projection that starts at zero: at step 0 it predicts
+    exactly as the teacher, whatever λ, so the distillation KL of a batch is 0 there."""
+    from unmask.models.loader import load_model
+    from unmask.train.checkpoint import RunSetup
+    from unmask.train.distill import DistillConfig
+    from unmask.train.mdlm import train
+    from unmask.train.data import collate
+    from tests.train.test_mdlm import small_config
+
+    train(small_config(str(tmp_path / "teacher"), steps=1))
+    cfg = DistillConfig(method="di4c", teacher=str(tmp_path / "teacher"), task="copy", train_size=8,
+                        out=str(tmp_path / "s"), latent_features=4)
+    student = RunSetup.build(cfg).model
+    teach, _ = load_model(tmp_path / "teacher")
+    assert student.latent is not None and student.latent.proj.weight.abs().sum() == 0
+    batch = collate(RunSetup.build(cfg).pairs[:3])
     with torch.no_grad():
-        assert torch.equal(student(ids, pos, torch.tensor([0.3])), base(ids, pos))
-        nn.init.normal_(student.latent.weight)
-        a, b = student(ids, pos, torch.tensor([0.1])), student(ids, pos, torch.tensor([0.9]))
-    assert not torch.allclose(a, b) and torch.equal(base(ids, pos), base(ids, pos))   # the hook is gone after a call
+        lam = torch.tensor([0.1, 0.5, 0.9])
+        assert torch.allclose(answer_denoiser(student, batch)(batch.input_ids, lam),
+                              answer_denoiser(teach, batch)(batch.input_ids), atol=1e-5)
+        _, parts = di4c_batch_loss(student, teach, batch, torch.Generator().manual_seed(0), MASK_ID, 1.0, latents=2)
+        assert parts["distil"] == pytest.approx(0.0, abs=1e-5)
+        nn.init.normal_(student.latent.proj.weight)
+        a = answer_denoiser(student, batch)(batch.input_ids, torch.full((3,), 0.1))
+        b = answer_denoiser(student, batch)(batch.input_ids, torch.full((3,), 0.9))
+    assert not torch.allclose(a, b)

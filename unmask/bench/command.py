@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from unmask.bench.beside import beside_name, beside_table, run_beside
 from unmask.bench.configs import BenchSpec, parse_assignments, parse_presets, parse_sweeps
 from unmask.bench.plot import plot_records
 from unmask.bench.report import (aup_results, aup_table, document, file_stem, json_line, markdown_table, run_meta,
                                  write_reports)
-from unmask.bench.run import run_bench
+from unmask.bench.run import compare_with_baseline, run_bench
 from unmask.bench.tasks import TASKS, get_task
 from unmask.engine.llm import LLM
 from unmask.errors import ConfigError, UnmaskError
@@ -58,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
     from unmask.cli import add_runner_flags
     add_runner_flags(p)
+    p.add_argument("--beside", metavar="MODEL", default=None,
+                   help="a second model (e.g. the teacher of a distilled --model) decoding the same configs on the "
+                        "same examples; each config compares the two, paired (unmask/bench/beside.py)")
     p.add_argument("--out", default="bench-out", help="directory for the JSON, Markdown and PNG (default bench-out)")
 
 
@@ -139,13 +143,24 @@ def run(args: argparse.Namespace) -> int:
     check_output_files(out, [f"{stem}.json", f"{stem}.md", f"{stem}.png"], "--out")
     check_split(task, args.split, args.limit)
     configs = spec_from_args(args).configs(task.gen_length)  # validate everything before loading the model
-    llm = LLM(args.model, device=args.device, dtype=args.dtype, compile=args.compile, verifier=args.verifier,
-              context_len=args.max_context)
-    configs = decodable(llm, configs, baseline=None if args.no_baseline else configs[0][0])
-    records = run_bench(llm, task, configs, limit=args.limit, batch_size=args.batch_size,
-                        progress=ProgressBar(sys.stderr), split=args.split, seed=args.seed, chat=args.chat,
-                        invariance_n=args.invariance_n)
+    def load(model: str) -> LLM:
+        return LLM(model, device=args.device, dtype=args.dtype, compile=args.compile, verifier=args.verifier,
+                   context_len=args.max_context)
+
+    def bench(llm: LLM) -> list:
+        return run_bench(llm, task, decodable(llm, configs, baseline=None if args.no_baseline else configs[0][0]),
+                         limit=args.limit, batch_size=args.batch_size, progress=ProgressBar(sys.stderr),
+                         split=args.split, seed=args.seed, chat=args.chat, invariance_n=args.invariance_n)
+
+    llm = load(args.model)
+    records = bench(llm)
+    beside = run_beside(args.beside, load, bench, records) if args.beside else []
     meta = run_meta(str(args.model), task.name, args.split, records[0].n, args.batch_size, args.seed, llm.device)
+    if beside:
+        meta["beside"] = str(args.beside)
+    table = beside_table(records, beside, Path(str(args.model)).name, beside_name(args.beside)) if beside else ""
+    records += beside
+    compare_with_baseline(records)
     paths = write_reports(records, meta, args.out)
     title = f"{Path(str(args.model)).name} on {task.name} (n={records[0].n}) · {meta['device']}"
     png = plot_records(records, Path(args.out) / f"{file_stem(meta)}.png", title)
@@ -154,6 +169,9 @@ def run(args: argparse.Namespace) -> int:
     print(markdown_table(records))
     print()
     print(aup_table(aup_results(records)))
+    if table:
+        print()
+        print(table)
     print(json_line(document(records, meta)), flush=True)
     return 0
 

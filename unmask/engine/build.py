@@ -18,6 +18,7 @@ from unmask.decoding import (COMMIT, REMASK, SCHEDULES, SCORES, CommitPolicy, Re
 from unmask.decoding.eotp import EndOfText
 from unmask.decoding.fusion import FUSION, LogitsFusion, NoFusion
 from unmask.decoding.guidance import ClassifierFreeGuidance, Guidance
+from unmask.decoding.latent import LatentDraw
 from unmask.decoding.verify import VERIFY
 from unmask.engine.autoregressive import ARModel
 from unmask.engine.guided import PairedCache
@@ -40,6 +41,7 @@ class DecodeParts:
     fusion: LogitsFusion = NoFusion()
     eotp: EndOfText | None = None
     verify: VerifyStep | None = None   # AR-verified decoding: decides the commits instead of `commit`
+    latent: LatentDraw | None = None   # a λ-conditioned model (Di4C student): λ per row per step
 
 
 def construct(cls: type, cfg: DecodeConfig, **context: Any) -> Any:
@@ -92,4 +94,5 @@ def build_parts(cfg: DecodeConfig, spec: DiffusionSpec, generators: list[torch.G
         guidance=ClassifierFreeGuidance(cfg.cfg_scale, spec.mask_id) if cfg.cfg_scale > 0 else None,
         fusion=construct(FUSION.get(cfg.logits_fusion), cfg, **context),
         eotp=EndOfText(cfg.eotp_threshold) if cfg.eotp else None,
-        verify=build_verify(cfg, verifier, sampler))
+        verify=build_verify(cfg, verifier, sampler),
+        latent=LatentDraw() if spec.latent_conditioned else None)

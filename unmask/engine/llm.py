@@ -203,9 +203,25 @@ class LLM:
                               f"build one with DecodeConfig.from_dict(...)")
         return config
 
+    def check_latent(self, latent: Sequence[float] | None, rows: int) -> torch.Tensor | None:
+        """logits()' λ values as a (rows,) tensor; RequestError when the model needs them and they are absent
+        or malformed, or when it takes none."""
+        if not self.spec.latent_conditioned:
+            if latent is not None:
+                raise RequestError("latent: this model is not λ-conditioned; call logits() without it")
+            return None
+        if latent is None:
+            raise RequestError("logits() of a λ-conditioned model (a Di4C student) needs latent=[λ per row] in [0, 1]")
+        values = list(latent)
+        if len(values) != rows or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+                                          for v in values):
+            raise RequestError(f"latent must hold one λ per row ({rows}), each a number in [0, 1]")
+        return torch.tensor(values, dtype=torch.float32, device=self.device)
+
     @torch.inference_mode()
-    def logits(self, token_ids: Sequence[Sequence[int]]) -> torch.Tensor:
-        """Bidirectional logits (B, L, V), aligned so row i predicts token i (the model's shift applied)."""
+    def logits(self, token_ids: Sequence[Sequence[int]], latent: Sequence[float] | None = None) -> torch.Tensor:
+        """Bidirectional logits (B, L, V), aligned so row i predicts token i (the model's shift applied).
+        latent: one λ in [0, 1] per row, for (and only for) a λ-conditioned model (a Di4C student)."""
         if self.spec.attention == "encoder_canvas":
             raise RequestError("logits() reads a masked sequence in one forward; an encoder–canvas model "
                                "(DiffusionGemma) predicts canvases from an encoded prompt: use generate()")
@@ -217,7 +233,7 @@ class LLM:
                                f"{self.spec.context_len}", status=413)
         x = torch.tensor(ids, device=self.device)
         positions = torch.arange(x.shape[1], device=self.device).expand_as(x)
-        out = self.model(x, positions, FullView())
+        out = self.model(x, positions, FullView(), latent=self.check_latent(latent, len(ids)))
         if self.spec.logit_shift:
             out = torch.cat([out[:, :1], out[:, :-1]], dim=1)
         return out

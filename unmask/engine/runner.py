@@ -224,6 +224,10 @@ class Runner:
         if not self.compile:
             return self.model, self.eager_step
         key = configuration(parts)
+        if parts.latent is not None:
+            self.fallbacks.setdefault(key, "a λ-conditioned model: each step draws λ per row from the rows' "
+                                           "generators, then runs the compiled forward")
+            return self._forward, None
         if parts.guidance is not None or parts.remask.shadow or parts.verify is not None:
             self.fallbacks.setdefault(key, "guidance, a shadow block or an AR verifier: the step runs its own "
                                            "forwards (the verifier's on the host)")
@@ -263,5 +267,6 @@ def configuration(parts) -> tuple:
     random = parts.sampler.temperature > 0
     return (type(parts.cache).__name__, type(parts.commit).__name__, type(parts.score).__name__,
             type(parts.fusion).__name__, type(parts.remask).__name__, "eotp" if parts.eotp is not None else "",
-            type(parts.verify.rule).__name__ if parts.verify is not None else "", "sampled" if random else "argmax",
+            type(parts.verify.rule).__name__ if parts.verify is not None else "",
+            "latent" if parts.latent is not None else "", "sampled" if random else "argmax",
             "guided" if parts.guidance is not None else "unguided")

@@ -16,6 +16,7 @@ from unmask.decoding import DecodeState
 from unmask.decoding.remask import StepView, probabilities
 from unmask.engine.build import DecodeParts
 from unmask.engine.guided import paired_rows, paired_state
+from unmask.engine.latent import LatentBound
 
 
 def forward(model: nn.Module, canvas: Canvas, state: DecodeState, plan: Plan,
@@ -40,7 +41,10 @@ def denoise_step(model: nn.Module, canvas: Canvas, state: DecodeState, parts: De
     """Advance every row of `state` by one step. Returns the plan and (B,) bool: rows whose logits were not finite.
 
     core: the forward and the decision of a plain step (`forward_and_decide`, or the runner's compiled version
-    of it); steps with guidance, a shadow block or an AR verifier run their own forwards eagerly."""
+    of it); steps with guidance, a shadow block or an AR verifier run their own forwards eagerly. A λ-conditioned
+    model gets this step's λ per row, drawn first from each row's generator (decoding/latent.py)."""
+    if parts.latent is not None:
+        model = LatentBound(model, parts.latent.draw(parts.generators, state.batch, state.tokens.device))
     unsettled = parts.remask.unsettled(state)                                      # (B, G) bool
     window_index, window = parts.schedule.current(state, unsettled)                # (B,), (B, G) bool
     state.open_windows(window_index, window)

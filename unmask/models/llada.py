@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from unmask.models.hf_config import MAX_CONTEXT, bool_key, float_key, int_key, token_id_key, token_ids_key
+from unmask.models.latent import CHECKPOINT_NAMES as LATENT_NAMES, latent_features_key
 from unmask.models.spec import DiffusionSpec
 from unmask.models.transformer import ArchConfig
 
@@ -46,7 +47,7 @@ def from_config(cfg: dict[str, Any]) -> tuple[ArchConfig, DiffusionSpec]:
         n_heads=n_heads, n_kv_heads=int_key(cfg, "n_kv_heads", n_heads), ffn_hidden=mlp_hidden,
         rope_theta=float_key(cfg, "rope_theta", 10000.0), norm_eps=float_key(cfg, "rms_norm_eps", 1e-5),
         max_positions=context, qkv_bias=bool_key(cfg, "include_qkv_bias", False),
-        tie_embeddings=bool_key(cfg, "weight_tying", False),
+        tie_embeddings=bool_key(cfg, "weight_tying", False), latent_features=latent_features_key(cfg),
     )
     eos = token_ids_key(cfg, "eos_token_id", 126081)
     # block_size: unmask's key for a LLaDA-layout model trained block-causally (BD3-LM, `unmask train --objective bd3`)
@@ -57,7 +58,8 @@ def from_config(cfg: dict[str, Any]) -> tuple[ArchConfig, DiffusionSpec]:
     spec = DiffusionSpec(mask_id=token_id_key(cfg, "mask_token_id", 126336), eos_ids=eos, logit_shift=1 if causal else 0,
                          attention="block_causal:1" if causal else attention, context_len=context,
                          default_preset="llada" if attention == "full" else "block-diffusion",
-                         pad_id=token_id_key(cfg, "pad_token_id", eos[0]), autoregressive=causal)
+                         pad_id=token_id_key(cfg, "pad_token_id", eos[0]), autoregressive=causal,
+                         latent_conditioned=arch.latent_features is not None)
     return arch, spec
 
 
@@ -66,6 +68,8 @@ def name_map(arch: ArchConfig) -> dict[str, str]:
     names = {"model.transformer.wte.weight": "embed.weight", "model.transformer.ln_f.weight": "norm.weight"}
     if not arch.tie_embeddings:
         names["model.transformer.ff_out.weight"] = "lm_head.weight"
+    if arch.latent_features:
+        names.update(LATENT_NAMES)
     layer_names = dict(LAYER_NAMES)
     if arch.qkv_bias:
         layer_names.update({f"{p}_proj.bias": f"attn.{p}_proj.bias" for p in "qkv"})

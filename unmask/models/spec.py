@@ -20,6 +20,8 @@ class DiffusionSpec:
     canvas_length: "uniform" models decode fixed canvases of this many tokens, one after another.
     autoregressive: a causal next-token model (attention "block_causal:1", logit_shift 1), not a dLLM: the engine
       uses it only as a verifier (`LLM(model, verifier=...)`) or for plain AR decoding, never as the denoiser.
+    latent_conditioned: the model takes a latent λ per row besides the tokens (a Di4C student, models/latent.py);
+      the decoding side draws it each step (decoding/latent.py).
     """
 
     mask_id: int
@@ -32,6 +34,7 @@ class DiffusionSpec:
     corruption: str = "mask"
     canvas_length: int | None = None
     autoregressive: bool = False
+    latent_conditioned: bool = False
 
     def __post_init__(self) -> None:
         if self.corruption not in ("mask", "uniform"):

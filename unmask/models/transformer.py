@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from unmask.models.attention import attend, attend_with_probs
 from unmask.models.cache_view import CacheView, FullView, LayerView
+from unmask.models.latent import LatentInput
 from unmask.models.layers import RMSNorm, Rotary, SwiGLU
 from unmask.models.moe import MoE, MoEConfig
 
@@ -38,6 +39,7 @@ class ArchConfig:
     rotary_dim: int | None = None          # partial rotary: only the first rotary_dim dims rotate (LLaDA2)
     moe: MoEConfig | None = None           # mixture-of-experts FFN in every layer not in `dense_layers`
     dense_layers: tuple[int, ...] = ()
+    latent_features: int | None = None     # a λ input (Di4C student, models/latent.py) with this many features
 
     @property
     def head_dim(self) -> int:
@@ -150,15 +152,22 @@ class DecoderLM(nn.Module):
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
         self.rotary = Rotary(cfg.rotary_dim or cfg.head_dim, cfg.rope_theta, cfg.max_positions)
+        self.latent = LatentInput(cfg.latent_features, cfg.d_model) if cfg.latent_features else None
 
     def forward(self, input_ids: Tensor, positions: Tensor, view: CacheView | None = None,
-                logits_at: Tensor | None = None) -> Tensor:
+                logits_at: Tensor | None = None, latent: Tensor | None = None) -> Tensor:
         """input_ids, positions: (B, Q) long. logits_at: (B, N) indices into Q, or None for every row.
+        latent: (B,) λ in [0, 1], required by (and only by) a λ-conditioned model (models/latent.py).
 
         Returns logits (B, N or Q, vocab) in float32. New K/V leave the model only through `view`.
         """
         view = view if view is not None else FullView()
         h = self.embed(input_ids)
+        if (latent is None) != (self.latent is None):
+            raise ValueError("a λ-conditioned model needs latent=(B,) λ values; other models take none"
+                             if latent is None else "latent given to a model that is not λ-conditioned")
+        if self.latent is not None:
+            h = h + self.latent(latent).to(h.dtype)
         for i, layer in enumerate(self.layers):
             layer_view = view.layer(i)
             h, positions = layer_view.enter(h, positions)

@@ -36,7 +36,10 @@ def accuracy_rows(ev: dict[str, Any]) -> list[str]:
                 "fast-dllm": f"fast-dllm preset, threshold 0.9, block_length={ev.get('block_length')}",
                 "one-shot": "llada preset, steps=1, block_length=gen_length (all tokens at once)"}
     describe["ar-greedy"] = "plain greedy autoregressive decoding, KV cache (engine/autoregressive.py)"
-    for name in RECIPES + ("ar-greedy",):
+    few = sorted((k.split("/")[0] for k in ev if k.startswith("steps-") and k.endswith("/accuracy")),
+                 key=lambda name: int(name[6:]))
+    describe.update({name: f"llada preset, steps={name[6:]}, block_length=gen_length" for name in few})
+    for name in RECIPES + tuple(few) + ("ar-greedy",):
         if f"{name}/accuracy" in ev:
             rows.append(f"| {name} | {describe[name]} | {ev[f'{name}/accuracy']:.3f} | {ev[f'{name}/mean_nfe']:.1f} |")
     return rows

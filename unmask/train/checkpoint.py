@@ -20,6 +20,7 @@ from torch import nn
 
 from unmask.bench.tasks import Task, get_task
 from unmask.errors import CheckpointError, ConfigError
+from unmask.models.latent import CHECKPOINT_NAMES as LATENT_NAMES
 from unmask.models.loader import parse_config, save_model
 from unmask.models.transformer import DecoderLM
 from unmask.train.char_tokenizer import DEFAULT_CHARS, EOS_ID, MASK_ID, PAD_ID, char_vocab, save_char_tokenizer
@@ -30,7 +31,7 @@ HISTORY = "commands.txt"  # one line per `unmask train` invocation on the run di
 SHIPPED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md")
 RUN_FILES = SHIPPED + (LOG, HISTORY, STATE_JSON, STATE_TENSORS)
 ARCH_FIELDS = ("task", "train_size", "task_max_steps", "d_model", "n_layers", "n_heads", "ffn_hidden",
-               "max_seq_len", "seed", "batch_size", "objective", "block_size")
+               "max_seq_len", "seed", "batch_size", "objective", "block_size", "conditioning")
 
 
 def llada_config(cfg: Any) -> dict[str, Any]:
@@ -43,7 +44,8 @@ def llada_config(cfg: Any) -> dict[str, Any]:
             "eos_token_id": EOS_ID, "pad_token_id": PAD_ID, "max_sequence_length": cfg.max_seq_len,
             "block_type": "llama", "activation_type": "silu", "layer_norm_type": "rms",
             **({"block_size": cfg.block_size} if getattr(cfg, "objective", "mdlm") == "bd3" else {}),
-            **({"is_causal": True} if getattr(cfg, "objective", "mdlm") == "ar" else {})}
+            **({"is_causal": True} if getattr(cfg, "objective", "mdlm") == "ar" else {}),
+            **({"latent_conditioning": {"features": cfg.conditioning}} if getattr(cfg, "conditioning", None) else {})}
 
 
 def make_task(cfg: Any, test_size: int = 500) -> Task:
@@ -102,10 +104,15 @@ def load_weights(model: DecoderLM, names: dict[str, str], source: str | Path, co
     if differ:
         raise ConfigError(f"init_from {source}: a different model ({'; '.join(differ)})")
     weights = load_file(str(source / "model.safetensors"))
-    missing = sorted(set(names) - set(weights))
+    fresh = set(LATENT_NAMES) - set(weights)    # a λ-conditioned student of a plain teacher: its λ input is new
+    missing = sorted(set(names) - set(weights) - fresh)
     if missing:
         raise ConfigError(f"init_from {source}: missing tensors {', '.join(missing[:5])}")
-    copy_weights(model, names, weights)
+    copy_weights(model, {k: v for k, v in names.items() if k not in fresh}, weights)
+    if fresh and getattr(model, "latent", None) is not None:
+        with torch.no_grad():   # zero: the student starts as its teacher, whatever λ it is fed
+            for p in model.latent.parameters():
+                p.zero_()
 
 
 def copy_weights(model: nn.Module, names: dict[str, str], weights: dict[str, torch.Tensor]) -> None:
@@ -200,7 +207,7 @@ def load_state(out: str | Path, model: nn.Module, opt: torch.optim.Optimizer, cf
     out = Path(out)
     meta = read_state(out)
     older = {"objective": "mdlm", "block_size": 16}   # runs saved before these fields existed
-    changed = [k for k in ARCH_FIELDS if meta["config"].get(k, older.get(k)) != getattr(cfg, k)]
+    changed = [k for k in ARCH_FIELDS if meta["config"].get(k, older.get(k)) != getattr(cfg, k, None)]
     if changed:
         raise ConfigError(f"cannot resume {out}: {', '.join(changed)} differ from the saved run")
     names = parse_config(llada_config(cfg))[2]

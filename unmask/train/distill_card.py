@@ -25,6 +25,10 @@ def curve_rows(out: Path) -> list[str]:
 
 
 def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
+    if getattr(cfg, "method", "dparallel") == "di4c":
+        from unmask.train.di4c_card import write_card as write_di4c_card
+
+        return write_di4c_card(cfg, stats, command)
     out = Path(cfg.out)
     ev, meta = stats.get("eval", {}), stats.get("teacher_trajectories", {})
     size = (out / "model.safetensors").stat().st_size

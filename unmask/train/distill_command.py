@@ -1,7 +1,9 @@
-"""`unmask distill`: flags generated from `DistillConfig` (dParallel certainty forcing, see train/distill.py).
+"""`unmask distill`: flags generated from `DistillConfig` (dParallel certainty forcing by default, or Di4C's
+λ-conditioned mixture student with --method di4c; see train/distill.py).
 
     unmask distill --teacher tiny-arith --out runs/tiny-arith-dparallel --steps 1600 [--resume]
                    [--export unmask/assets/tiny-arith-dparallel]
+    unmask distill --method di4c --teacher tiny-arith --out runs/tiny-arith-di4c [--resume]
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> str:
     """Add `distill` to the CLI's subparsers; the handler is `run`."""
-    parser = subparsers.add_parser("distill", help="step-distil a shipped model (dParallel certainty forcing)",
+    parser = subparsers.add_parser("distill", help="step-distil a shipped model (dParallel certainty forcing, or --method di4c)",
                                    description=__doc__.split("\n")[0])
     add_flags(parser)
     parser.set_defaults(handler=run)

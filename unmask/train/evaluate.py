@@ -2,7 +2,9 @@
 
 Recipes (gen_length = the task's): `llada` = one token per step (steps = gen_length, semi-AR blocks of
 `block_length`, low-confidence order; arXiv 2502.09992), `fast-dllm` = confidence threshold 0.9 in blocks of
-`block_length` (arXiv 2505.22618), `one-shot` = every token in a single step (steps 1, one block).
+`block_length` (arXiv 2505.22618), `one-shot` = every token in a single step (steps 1, one block), `steps-N` = N
+forwards for the whole answer (one block, N tokens' quota per step: the few-step regime of Di4C). Every recipe
+uses seed 0 (greedy decoding draws nothing; a λ-conditioned model draws its λ from it).
 
     python -m unmask.train.evaluate unmask/assets/tiny-arith --task arith --n 500 --block-length 16
     python -m unmask.train.evaluate unmask/assets/tiny-arith-ar --task arith --n 500   (causal: greedy AR decoding)
@@ -24,12 +26,15 @@ RECIPES = ("llada", "fast-dllm", "one-shot")
 
 def recipe(name: str, gen_length: int, block_length: int) -> DecodeConfig:
     if name == "llada":
-        return DecodeConfig.preset("llada", gen_length=gen_length, steps=gen_length, block_length=block_length)
+        return DecodeConfig.preset("llada", gen_length=gen_length, steps=gen_length, block_length=block_length, seed=0)
     if name == "fast-dllm":
-        return DecodeConfig.preset("fast-dllm", gen_length=gen_length, block_length=block_length, threshold=0.9)
+        return DecodeConfig.preset("fast-dllm", gen_length=gen_length, block_length=block_length, threshold=0.9,
+                                   seed=0)
     if name == "one-shot":
-        return DecodeConfig.preset("llada", gen_length=gen_length, steps=1, block_length=gen_length)
-    raise ValueError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
+        return DecodeConfig.preset("llada", gen_length=gen_length, steps=1, block_length=gen_length, seed=0)
+    if name.startswith("steps-") and name[6:].isdigit() and 1 <= int(name[6:]) <= gen_length:
+        return DecodeConfig.preset("llada", gen_length=gen_length, steps=int(name[6:]), block_length=gen_length, seed=0)
+    raise ValueError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)} or steps-N (1 ≤ N ≤ {gen_length})")
 
 
 def score(model: str | Path, task: Task, n: int, recipes: tuple[str, ...] = RECIPES, block_length: int = 16,
