@@ -9,16 +9,8 @@ import torch
 from unmask.models.loader import load_model
 from unmask.train import checkpoint
 from unmask.train.distill import DistillConfig, distill
-from unmask.train.mdlm import train
-from tests.train.test_mdlm import small_config
-
-
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory) -> str:
-    """A tiny LLaDA-layout teacher on the short `copy` task (2 steps of `unmask train`)."""
-    out = tmp_path_factory.mktemp("teacher")
-    train(small_config(str(out), steps=2))
-    return str(out)
+from tests.train.resume_check import interrupted_and_resumed
+from tests.train.test_distill import teacher  # noqa: F401  (the tiny teacher fixture)
 
 
 def config(teacher: str, out, **kw: object) -> DistillConfig:
@@ -29,21 +21,8 @@ def config(teacher: str, out, **kw: object) -> DistillConfig:
 
 
 def test_resume_reproduces_the_uninterrupted_run(teacher, tmp_path, monkeypatch) -> None:
-    full = distill(config(teacher, tmp_path / "full"))
-    real_save = checkpoint.save
-
-    def save_then_crash(cfg, run, model, opt, step, wall_s):  # dies right after the step-2 checkpoint
-        real_save(cfg, run, model, opt, step, wall_s)
-        if step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "save", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        distill(config(teacher, tmp_path / "split"))
-    monkeypatch.undo()
-    resumed = distill(config(teacher, tmp_path / "split", resume=True))
-    a, spec = load_model(tmp_path / "full")
-    b, _ = load_model(tmp_path / "split")
+    full, resumed, a, b, spec = interrupted_and_resumed(
+        distill, lambda out, **kw: config(teacher, out, **kw), tmp_path, monkeypatch)
     assert spec.latent_conditioned and a.latent is not None
     for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
         assert torch.allclose(p, q, atol=1e-6), name

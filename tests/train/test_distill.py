@@ -11,6 +11,7 @@ from unmask.models.loader import load_model
 from unmask.train import checkpoint, trajectories
 from unmask.train.distill import DistillConfig, distill
 from unmask.train.mdlm import train
+from tests.train.resume_check import interrupted_and_resumed
 from tests.train.test_mdlm import small_config
 
 
@@ -47,21 +48,8 @@ def test_trajectories_are_the_teachers_decodes_and_are_cached(teacher, tmp_path,
 
 
 def test_resume_reproduces_the_uninterrupted_run(teacher, tmp_path, monkeypatch) -> None:
-    full = distill(config(teacher, tmp_path / "full"))
-    real_save = checkpoint.save
-
-    def save_then_crash(cfg, run, model, opt, step, wall_s):  # dies right after the step-2 checkpoint
-        real_save(cfg, run, model, opt, step, wall_s)
-        if step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "save", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        distill(config(teacher, tmp_path / "split"))
-    monkeypatch.undo()
-    resumed = distill(config(teacher, tmp_path / "split", resume=True))
-    a, _ = load_model(tmp_path / "full")
-    b, _ = load_model(tmp_path / "split")
+    full, resumed, a, b, spec = interrupted_and_resumed(
+        distill, lambda out, **kw: config(teacher, out, **kw), tmp_path, monkeypatch)
     for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
         assert torch.allclose(p, q, atol=1e-6), name
     assert resumed["last_loss"] == pytest.approx(full["last_loss"], rel=1e-5)

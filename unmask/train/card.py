@@ -66,6 +66,15 @@ def objective_line(cfg: Any) -> str:
 NOTES = "card_notes.md"  # optional hand-written notes in the run directory, appended to the card
 
 
+def save_card(out: Path, lines: list[str]) -> Path:
+    """Write `lines` as out/README.md, with the run directory's hand-written notes (NOTES) appended."""
+    if (out / NOTES).is_file():
+        lines = [*lines, "## Notes", "", (out / NOTES).read_text().strip(), ""]
+    path = out / "README.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
 def dtype_used(cfg: Any) -> str:
     from unmask.train.mdlm import train_device, uses_autocast
 
@@ -121,11 +130,7 @@ def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
         f"{cfg.task} --n {ev.get('n', 0)}"
         + ("`." if getattr(cfg, "objective", "mdlm") == "ar" else f" --block-length {cfg.eval_block_length}`."), "",
     ]
-    if (out / NOTES).is_file():
-        lines += ["## Notes", "", (out / NOTES).read_text().strip(), ""]
-    path = out / "README.md"
-    path.write_text("\n".join(lines))
-    return path
+    return save_card(out, lines)
 
 
 def rebuild(out: str | Path, n: int = 500) -> Path:

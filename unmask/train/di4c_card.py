@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from unmask.train.card import NOTES, accuracy_rows, hardware, n_params
+from unmask.train.card import accuracy_rows, hardware, n_params, save_card
 
 
 def log_records(out: Path) -> list[dict[str, Any]]:
@@ -82,8 +82,4 @@ def write_card(cfg: Any, stats: dict[str, Any], command: str) -> Path:
         f"--recipes {','.join(k.split('/')[0] for k in ev if k.endswith('/accuracy'))} "
         f"--block-length {cfg.eval_block_length}`.", "",
     ]
-    if (out / NOTES).is_file():
-        lines += ["## Notes", "", (out / NOTES).read_text().strip(), ""]
-    path = out / "README.md"
-    path.write_text("\n".join(lines))
-    return path
+    return save_card(out, lines)
