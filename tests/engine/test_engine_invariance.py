@@ -218,3 +218,24 @@ def test_a_request_that_cannot_fit_in_memory_is_refused_before_it_runs(model, mo
         Engine(net, spec).add_request(OTHERS[0], DecodeConfig(**BASE, steps=16))
     monkeypatch.setattr(engine_module, "available_bytes", lambda device: None)     # unknown: no check
     Engine(net, spec).add_request(OTHERS[0], DecodeConfig(**BASE, steps=16))
+
+
+def test_abort_of_an_admitted_request_not_yet_joined(model):
+    net, spec = model
+    engine = Engine(net, spec)
+    cfg = DecodeConfig(**BASE, steps=16)
+    keep = engine.add_request(OTHERS[0], cfg)
+    engine.step()
+    late = engine.add_request(OTHERS[1], cfg)
+    engine.waiting.extend(engine._inbox)            # admitted into the running group: arriving at its next step
+    engine._inbox.clear()
+    engine.admit()
+    assert [r.request_id for g in engine.groups for r in g.arriving] == [late]
+    engine.abort(late)
+    outputs = {o.request_id: o for o in engine.step()}
+    assert outputs[late].finished and outputs[late].completion.finish_reason == "abort"
+    assert late not in engine.slots and engine.num_running == 1
+    done = {}
+    while engine.has_unfinished():
+        done.update((o.request_id, o.completion.token_ids) for o in engine.step() if o.finished)
+    assert set(done) == {keep}

@@ -226,6 +226,8 @@ class Engine:
             self.waiting.remove(req)
             outputs.append(self.aborted(req))
         for group in self.groups:
+            outputs += [self.aborted(r) for r in group.arriving if r.request_id in aborts]
+            group.arriving = [r for r in group.arriving if r.request_id not in aborts]
             keep = [i for i, r in enumerate(group.rows) if r.request_id not in aborts]
             outputs += [self.aborted(r) for r in group.rows if r.request_id in aborts]
             group.keep(keep)
