@@ -6,16 +6,8 @@ import torch
 from unmask.config import DecodeConfig
 from unmask.decoding.verify import AdaptiveParallelDecoding, GuidedDiffusion, gumbel_argmax
 from unmask.errors import ConfigError
+from tests.decoding.test_verify_rules import V, one_hot_logits
 
-V = 6
-
-
-def one_hot_logits(tokens: list[list[int]], high: float) -> torch.Tensor:
-    out = torch.zeros(len(tokens), len(tokens[0]), V)
-    for b, row in enumerate(tokens):
-        for k, t in enumerate(row):
-            out[b, k, t] = high
-    return out
 
 
 def test_apd_correct_writes_the_targets_token_at_the_first_disagreement():
