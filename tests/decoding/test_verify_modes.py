@@ -9,7 +9,6 @@ from unmask.errors import ConfigError
 from tests.decoding.test_verify_rules import V, one_hot_logits
 
 
-
 def test_apd_correct_writes_the_targets_token_at_the_first_disagreement():
     rule = AdaptiveParallelDecoding(apd_mixture_weight=0.5, apd_correct=True)
     dllm = one_hot_logits([[1, 2, 3, 4]] * 3, high=2.0)
