@@ -26,9 +26,14 @@ def relabel(records: list[BenchRecord], name: str) -> list[BenchRecord]:
     return records
 
 
+def by_config(beside: list[BenchRecord], name: str) -> dict[str, BenchRecord]:
+    """The beside model's records by the config label they share with --model's (their `<name>: ` prefix off)."""
+    return {r.label[len(name) + 2:]: r for r in beside}
+
+
 def attach_comparisons(main: list[BenchRecord], beside: list[BenchRecord], name: str) -> None:
     """extra["vs_beside"] on every --model record whose config the beside model also decoded."""
-    by_label = {r.label[len(name) + 2:]: r for r in beside}
+    by_label = by_config(beside, name)
     for r in main:
         other = by_label.get(r.label)
         if other is not None:
@@ -37,8 +42,7 @@ def attach_comparisons(main: list[BenchRecord], beside: list[BenchRecord], name:
 
 def beside_table(main: list[BenchRecord], beside: list[BenchRecord], model: str, name: str) -> str:
     """| config | --model score | beside score | Δ [95% CI] | McNemar p | NFE of each |, one row per shared config."""
-    nfe = {r.label[len(name) + 2:]: r.nfe for r in beside}
-    score = {r.label[len(name) + 2:]: r.score for r in beside}
+    other = by_config(beside, name)
     lines = [f"| config | {model} | {name} | Δ [95% CI] | McNemar p | NFE ({model} / {name}) |",
              "|---|---|---|---|---|---|"]
     for r in main:
@@ -46,8 +50,8 @@ def beside_table(main: list[BenchRecord], beside: list[BenchRecord], model: str,
         if vs is None:
             continue
         p = f"{vs['p_value']:.3g}" if vs.get("p_value") is not None else "–"
-        lines.append(f"| {r.label} | {r.score:.3f} | {score[r.label]:.3f} | {vs['diff']:+.3f} [{vs['low']:+.3f}, "
-                     f"{vs['high']:+.3f}] | {p} | {r.nfe:.2f} / {nfe[r.label]:.2f} |")
+        lines.append(f"| {r.label} | {r.score:.3f} | {other[r.label].score:.3f} | {vs['diff']:+.3f} [{vs['low']:+.3f}, "
+                     f"{vs['high']:+.3f}] | {p} | {r.nfe:.2f} / {other[r.label].nfe:.2f} |")
     return "\n".join(lines)
 
 

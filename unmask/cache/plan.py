@@ -26,9 +26,9 @@ class Canvas:
     def prompt_length(self) -> int:
         return self.prompt.shape[1]
 
-    def ids(self, state: DecodeState) -> Tensor:
-        """(B, P + G) long: prompt followed by the current generated tokens (masks included)."""
-        return torch.cat([self.prompt, state.tokens], dim=1)
+    def ids(self, state: DecodeState, out: Tensor | None = None) -> Tensor:
+        """(B, P + G) long: prompt followed by the current generated tokens (masks included); into `out` if given."""
+        return torch.cat([self.prompt, state.tokens], dim=1, out=out)
 
     def select(self, rows: list[int]) -> "Canvas":
         index = torch.tensor(rows, dtype=torch.long, device=self.prompt.device)

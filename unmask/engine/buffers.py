@@ -43,11 +43,11 @@ class StepBuffers:
         Q = L if plan.compute is None else plan.compute.shape[1]
         ids, positions = self.view(bucket, "ids", B, Q), self.view(bucket, "positions", B, Q)
         if plan.compute is None:
-            torch.cat([canvas.prompt, state.tokens], dim=1, out=ids)
+            canvas.ids(state, out=ids)
             positions.copy_(canvas.positions)
         else:
             index = plan.compute
-            torch.gather(torch.cat([canvas.prompt, state.tokens], dim=1), 1, index, out=ids)
+            torch.gather(canvas.ids(state), 1, index, out=ids)
             torch.gather(canvas.positions, 1, index, out=positions)
         logits_at = self.view(bucket, "logits_at", B, plan.logits_at.shape[1])
         logits_at.copy_(plan.logits_at)
