@@ -68,10 +68,8 @@ def splice(draft: Tensor, replacement: Tensor, accepted: Tensor) -> Verdict:
 
 
 class VerifyRule:
-    """A rule: `draft` proposes the tokens the AR model reads, `accept` rules on them. `bonus`: the AR model's
-    token after a fully accepted draft is written too (so the AR forward reads the draft's last token)."""
-
-    bonus = True
+    """A rule: `draft` proposes the tokens the AR model reads, `accept` rules on them (the AR forward also reads
+    the draft's last token, so a rule may write the AR's next token after a fully accepted draft)."""
 
     def __init__(self, temperature: float = 0.0) -> None:
         self.temperature = temperature
@@ -94,8 +92,6 @@ VERIFY: Registry[type[VerifyRule]] = Registry("verify rule")
 
 @VERIFY.register("apd")
 class AdaptiveParallelDecoding(VerifyRule):
-    bonus = False
-
     def __init__(self, temperature: float = 0.0, apd_mixture_weight: float = 0.7, apd_correct: bool = False) -> None:
         super().__init__(temperature)
         self.R, self.correct = apd_mixture_weight, apd_correct
@@ -178,11 +174,11 @@ class GuidedDiffusion(SpeculativeDiffusion):
 
     def passes(self, draft: Tensor, ar_logits: Tensor) -> Tensor:
         """(B, K) bool: the AR model lets draft token k stand (ar_logits (B, K, V) predict the draft positions)."""
-        at = ar_logits.gather(2, draft[..., None])                                    # (B, K, 1)
         exact = draft == ar_logits.argmax(-1)
         if self.mode == "threshold":
             return exact | (ar_logits.double().softmax(-1).gather(2, draft[..., None])[..., 0] >= self.threshold)
         if self.mode == "topk":
+            at = ar_logits.gather(2, draft[..., None])                                # (B, K, 1)
             return exact | ((ar_logits > at).sum(-1) < self.top_k)                    # rank = tokens strictly above
         return exact
 
