@@ -32,3 +32,16 @@ def test_beside_decodes_the_same_configs_and_pairs_them(tmp_path, capsys):
         assert vs["diff"] == pytest.approx(paired_comparison(a["scores"], b["scores"]).diff)
         assert a["batch_invariance"] == 1.0    # the λ-conditioned student: same tokens alone and batched
     assert "| config | student | teacher | Δ [95% CI] |" in stdout and "| llada steps=2 |" in stdout
+
+
+def test_an_unknown_beside_model_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
+    import unmask.bench.command as command
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the main model's bench ran before --beside was checked")
+
+    monkeypatch.setattr(command, "run_bench", no_run)
+    rc = cli_main(["bench", "--model", "tiny-arith", "--beside", str(tmp_path / "absent"), "--preset", "llada",
+                   "--no-baseline", "--limit", "2", "--out", str(tmp_path / "out")])
+    assert rc == 2
+    assert "absent" in capsys.readouterr().err and not (tmp_path / "out").exists()

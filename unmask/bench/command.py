@@ -26,6 +26,7 @@ from unmask.bench.run import compare_with_baseline, run_bench
 from unmask.bench.tasks import TASKS, get_task
 from unmask.engine.llm import LLM
 from unmask.errors import ConfigError, UnmaskError
+from unmask.models.resolve import resolve_model
 from unmask.outputs import check_output_dir, check_output_files
 
 DEFAULT_LIMIT = 200
@@ -143,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
     check_output_files(out, [f"{stem}.json", f"{stem}.md", f"{stem}.png"], "--out")
     check_split(task, args.split, args.limit)
     configs = spec_from_args(args).configs(task.gen_length)  # validate everything before loading the model
+    if args.beside:
+        resolve_model(args.beside)   # a wrong --beside fails now, not after the main model's run
+
     def load(model: str) -> LLM:
         return LLM(model, device=args.device, dtype=args.dtype, compile=args.compile, verifier=args.verifier,
                    context_len=args.max_context)
