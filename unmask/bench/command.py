@@ -24,9 +24,8 @@ from unmask.bench.report import (aup_results, aup_table, document, file_stem, js
                                  write_reports)
 from unmask.bench.run import compare_with_baseline, run_bench
 from unmask.bench.tasks import TASKS, get_task
-from unmask.engine.llm import LLM
+from unmask.engine.llm import LLM, resolve_model
 from unmask.errors import ConfigError, UnmaskError
-from unmask.models.resolve import resolve_model
 from unmask.outputs import check_output_dir, check_output_files
 
 DEFAULT_LIMIT = 200
